@@ -1,0 +1,42 @@
+# stratexec: `make demo` runs the example end to end; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+RUN_DIR ?= .run
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install proto up down status demo test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.in constraints.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# The CPU build of torch first: sentence-transformers would otherwise pull CUDA.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -r requirements.in -c constraints.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PY) -c 'import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()["purelib"], "stratexec-gen.pth").write_text(str(pathlib.Path("gen/python").resolve()) + "\n")'
+	touch $@
+
+proto: install
+	$(PY) scripts/gen_protos.py
+
+up: proto
+	$(PY) -m services.stack up --run-dir $(RUN_DIR)
+
+down:
+	@test -x $(PY) && $(PY) -m services.stack down --run-dir $(RUN_DIR) || true
+
+status:
+	$(PY) -m services.stack status --run-dir $(RUN_DIR)
+
+demo: up
+	$(PY) -m stratexec_cli.demo
+
+test: proto
+	$(PY) -m pytest
+
+clean: down
+	rm -rf $(RUN_DIR) gen

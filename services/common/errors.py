@@ -1,0 +1,104 @@
+"""Canonical gRPC errors with google.rpc.Status details (ErrorInfo, BadRequest).
+
+Servers raise ``ApiError``; the interceptor in services.common.server turns
+it into a rich status that clients read with ``status_from_rpc_error``.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+DOMAIN = "stratexec.dev"
+
+
+class ApiError(Exception):
+    """An error to return to the caller as a canonical status with details."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        reason: str = "",
+        metadata: dict[str, str] | None = None,
+        violations: Iterable[tuple[str, str]] = (),
+    ):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reason = reason or code.name
+        self.metadata = {k: str(v) for k, v in (metadata or {}).items()}
+        self.violations = list(violations)
+
+    def to_status(self) -> status_pb2.Status:
+        return make_status(self.code, self.message, reason=self.reason, metadata=self.metadata, violations=self.violations)
+
+
+def make_status(
+    code: grpc.StatusCode,
+    message: str,
+    *,
+    reason: str = "",
+    metadata: dict[str, str] | None = None,
+    violations: Iterable[tuple[str, str]] = (),
+) -> status_pb2.Status:
+    status = status_pb2.Status(code=code.value[0], message=message)
+    info = error_details_pb2.ErrorInfo(reason=reason or code.name, domain=DOMAIN, metadata=metadata or {})
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status.details.append(detail)
+    violations = list(violations)
+    if violations:
+        bad = error_details_pb2.BadRequest(
+            field_violations=[error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations]
+        )
+        detail = any_pb2.Any()
+        detail.Pack(bad)
+        status.details.append(detail)
+    return status
+
+
+def invalid_argument(message: str, violations: Iterable[tuple[str, str]] = (), reason: str = "INVALID_ARGUMENT", **metadata) -> ApiError:
+    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, message, reason=reason, violations=violations, metadata=metadata)
+
+
+def not_found(what: str, ident: str) -> ApiError:
+    return ApiError(grpc.StatusCode.NOT_FOUND, f"{what} {ident!r} not found", reason=f"{what.upper()}_NOT_FOUND", metadata={"id": ident})
+
+
+def failed_precondition(message: str, reason: str, **metadata) -> ApiError:
+    return ApiError(grpc.StatusCode.FAILED_PRECONDITION, message, reason=reason, metadata=metadata)
+
+
+async def abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:
+    await context.abort_with_status(rpc_status.to_status(error.to_status()))
+
+
+def status_from_rpc_error(error: grpc.RpcError) -> status_pb2.Status:
+    """The rich status of a failed call, or a plain one built from its code."""
+    status = rpc_status.from_call(error) if hasattr(error, "trailing_metadata") else None
+    if status is None:
+        code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+        status = make_status(code, error.details() if hasattr(error, "details") else str(error), reason=code.name)
+    return status
+
+
+def code_name(status: status_pb2.Status) -> str:
+    return code_pb2.Code.Name(status.code)
+
+
+def describe(status: status_pb2.Status) -> str:
+    """One line: CODE: message (field: description; ...)."""
+    text = f"{code_name(status)}: {status.message}"
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            parts = [f"{v.field}: {v.description}" for v in bad.field_violations]
+            if parts:
+                text += " (" + "; ".join(parts) + ")"
+    return text

@@ -1,0 +1,153 @@
+"""The shape every stratexec server shares: grpc.aio, health, reflection,
+ApiError -> rich status, and graceful shutdown on SIGTERM and SIGINT.
+
+    await serve(ServerSpec(...), register=lambda server: add_FooServicer_to_server(...))
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+from typing import Awaitable, Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.common import errors
+from services.common.logs import log
+
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+@dataclasses.dataclass
+class ServerSpec:
+    name: str  # "codegen", "sandbox", ...
+    host: str
+    port: int  # 0 picks a free port; the chosen one is logged and written to STRATEXEC_PORT_FILE
+    service_names: list[str]  # full names, for health and reflection
+    grace_seconds: float = 5.0
+
+
+class ApiErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Turns ApiError into a canonical status with details; logs anything else."""
+
+    def __init__(self, logger: logging.Logger):
+        self.logger = logger
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        logger = self.logger
+
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary_unary(request, context):
+                try:
+                    return await inner(request, context)
+                except errors.ApiError as exc:
+                    await errors.abort(context, exc)
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception:
+                    logger.exception("unhandled error in %s", method)
+                    raise
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream:
+            inner_stream = handler.unary_stream
+
+            async def unary_stream(request, context):
+                try:
+                    async for item in inner_stream(request, context):
+                        yield item
+                except errors.ApiError as exc:
+                    await errors.abort(context, exc)
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception:
+                    logger.exception("unhandled error in %s", method)
+                    raise
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer
+            )
+        return handler
+
+
+async def serve(
+    spec: ServerSpec,
+    register: Callable[[grpc.aio.Server], None],
+    logger: logging.Logger,
+    on_start: Callable[[], Awaitable[None]] | None = None,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run a server until SIGTERM or SIGINT.
+
+    Health reports NOT_SERVING until ``on_start`` (warm-up, model loading)
+    has finished, then SERVING; on a signal it reports NOT_SERVING, stops
+    accepting calls, lets running calls finish for ``grace_seconds``, then
+    runs ``on_stop``.
+    """
+    server = grpc.aio.server(
+        interceptors=[ApiErrorInterceptor(logger)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    register(server)
+    reflection.enable_server_reflection(
+        [*spec.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        server,
+    )
+    port = server.add_insecure_port(f"{spec.host}:{spec.port}")
+    if port == 0:
+        raise SystemExit(f"{spec.name}: cannot bind {spec.host}:{spec.port}")
+    for name in ["", *spec.service_names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.start()
+    log(logger, logging.INFO, "listening", port=port, host=spec.host)
+    port_file = os.environ.get("STRATEXEC_PORT_FILE")
+    if port_file:
+        tmp = f"{port_file}.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(str(port))
+        os.replace(tmp, port_file)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def start_up() -> None:
+        if on_start is not None:
+            await on_start()
+        for name in ["", *spec.service_names]:
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log(logger, logging.INFO, "serving", port=port)
+
+    starter = asyncio.create_task(start_up())
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({starter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if starter in done and starter.exception() is not None:
+        log(logger, logging.ERROR, "start-up failed", error=repr(starter.exception()))
+        await server.stop(0)
+        raise SystemExit(1)
+    await stop.wait()
+    log(logger, logging.INFO, "shutting down", grace_seconds=spec.grace_seconds)
+    starter.cancel()
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(spec.grace_seconds)
+    if on_stop is not None:
+        await on_stop()
+    log(logger, logging.INFO, "stopped")
