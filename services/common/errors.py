@@ -34,7 +34,19 @@ class ApiError(Exception):
         self.metadata = {k: str(v) for k, v in (metadata or {}).items()}
         self.violations = list(violations)
 
+    @classmethod
+    def from_status(cls, status: status_pb2.Status) -> "ApiError":
+        """Pass on the rich status another service returned, details and all."""
+        error = cls(grpc.StatusCode.UNKNOWN, status.message)
+        for code in grpc.StatusCode:
+            if code.value[0] == status.code:
+                error.code = code
+        error._status = status
+        return error
+
     def to_status(self) -> status_pb2.Status:
+        if getattr(self, "_status", None) is not None:
+            return self._status
         return make_status(self.code, self.message, reason=self.reason, metadata=self.metadata, violations=self.violations)
 
 

@@ -1,0 +1,48 @@
+"""Orchestrator configuration, read once from the environment."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+from services.common.config import default_data_dir, env_float, env_int, env_path, env_str
+
+
+@dataclasses.dataclass(frozen=True)
+class OrchestratorConfig:
+    host: str
+    port: int
+    database_url: str
+    codegen_addr: str
+    sandbox_addr: str
+    memory_addr: str
+    workers: int  # executions run at once
+    call_timeout_s: float  # deadline of a codegen or memory call
+    sandbox_timeout_s: float  # deadline of a sandbox run, including its start
+    unavailable_retries: int  # retries of a call that failed with UNAVAILABLE
+    max_attempts: int  # starts of one execution across restarts before it fails
+    anthropic_api_key: str
+    llm_model: str
+    default_user: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls) -> "OrchestratorConfig":
+        data_dir: pathlib.Path = env_path("ORCHESTRATOR_DATA_DIR", default_data_dir("orchestrator"))
+        return cls(
+            host=env_str("ORCHESTRATOR_HOST", "[::]"),
+            port=env_int("ORCHESTRATOR_PORT", 50051),
+            database_url=os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'orchestrator.db'}",
+            codegen_addr=env_str("CODEGEN_ADDR", "localhost:50052"),
+            sandbox_addr=env_str("SANDBOX_ADDR", "localhost:50053"),
+            memory_addr=env_str("MEMORY_ADDR", "localhost:50054"),
+            workers=env_int("ORCHESTRATOR_WORKERS", 2),
+            call_timeout_s=env_float("ORCHESTRATOR_CALL_TIMEOUT_S", 30.0),
+            sandbox_timeout_s=env_float("ORCHESTRATOR_SANDBOX_TIMEOUT_S", 120.0),
+            unavailable_retries=env_int("ORCHESTRATOR_UNAVAILABLE_RETRIES", 3),
+            max_attempts=env_int("ORCHESTRATOR_MAX_ATTEMPTS", 3),
+            anthropic_api_key=env_str("ANTHROPIC_API_KEY", ""),
+            llm_model=env_str("STRATEXEC_LLM_MODEL", "anthropic/claude-sonnet-4-5"),
+            default_user=env_str("ORCHESTRATOR_DEFAULT_USER", "default"),
+            log_level=env_str("LOG_LEVEL", "INFO"),
+        )

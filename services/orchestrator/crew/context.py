@@ -1,0 +1,75 @@
+"""What one execution's crew shares: ids, inputs, the artifacts the tools
+produce, and the way back to the event log.
+
+The outcome of an execution is decided from these artifacts (a stored
+backtest or a recorded error), never from the language model's text.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import grpc
+from google.rpc import status_pb2
+
+from services.common import errors
+from services.orchestrator.clients import ServiceClients
+from services.orchestrator.events import EventLog
+from stratexec.backtest.v1 import backtest_pb2
+from stratexec.codegen.v1 import codegen_pb2
+
+
+@dataclasses.dataclass
+class ExecutionContext:
+    execution_id: str
+    user_id: str
+    schema: dict
+    params: backtest_pb2.BacktestParams
+    clients: ServiceClients
+    events: EventLog
+    save_code: callable
+    status: str = "ANALYZING"
+    analysis: codegen_pb2.StrategyAnalysis | None = None
+    code: str = ""
+    code_sha256: str = ""
+    code_valid: bool = False
+    result: backtest_pb2.BacktestResult | None = None
+    run_ms: float = 0.0
+    memory_findings: list = dataclasses.field(default_factory=list)
+    memory_stored: bool = False
+    warnings: list = dataclasses.field(default_factory=list)
+    error: status_pb2.Status | None = None
+    cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+    stage_seconds: dict = dataclasses.field(default_factory=dict)
+    last_tool_ms: float = 0.0
+    _stage_started: float = dataclasses.field(default_factory=time.monotonic)
+
+    def log(self, level: str, source: str, message: str) -> None:
+        self.events.log_line(self.execution_id, self.status, level, source, message)
+
+    def warn(self, source: str, message: str) -> None:
+        self.warnings.append(message)
+        self.log("warning", source, message)
+
+    def fail(self, status: status_pb2.Status) -> None:
+        """Record the error that ends this execution (the first one wins)."""
+        if self.error is None:
+            self.error = status
+            self.log("error", "orchestrator", errors.describe(status))
+
+    def fail_rpc(self, service: str, exc: grpc.RpcError) -> status_pb2.Status:
+        status = errors.status_from_rpc_error(exc)
+        if not status.message.startswith(service):
+            status.message = f"{service}: {status.message}"
+        self.fail(status)
+        return status
+
+    def enter_stage(self, status: str) -> None:
+        now = time.monotonic()
+        self.stage_seconds[self.status.lower()] = round(now - self._stage_started, 3)
+        self._stage_started = now
+        self.status = status
+
+    def close_stage(self) -> None:
+        self.enter_stage(self.status)

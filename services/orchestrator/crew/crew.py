@@ -1,0 +1,102 @@
+"""The crew: three agents, three sequential tasks, and the callbacks that
+turn their progress into status changes and agent-step events."""
+from __future__ import annotations
+
+import json
+import warnings
+
+from crewai import Agent, BaseLLM, Crew, Process, Task
+
+from services.orchestrator.crew.context import ExecutionContext
+from services.orchestrator.crew.planner import ANALYZER, EXECUTOR, GENERATOR
+from services.orchestrator.crew.tools import tools_for
+from stratexec.orchestrator.v1 import execution_pb2
+
+warnings.filterwarnings("ignore", message="function callbacks cannot be serialized")
+SUMMARY_CHARS = 300
+
+
+class StopCrew(Exception):
+    """Raised from a task callback to end the crew after a failure or a cancel."""
+
+
+def _summary(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+
+
+def _rules_text(schema: dict) -> str:
+    lines = []
+    for node in schema.get("nodes", []):
+        meta = node.get("meta", {})
+        rules = meta.get("rules") or [json.dumps({k: v for k, v in meta.items()}, sort_keys=True)]
+        lines.append(f"- {node.get('id')} ({node.get('type')}): " + "; ".join(map(str, rules)))
+    return "\n".join(lines)
+
+
+def _step_callback(ctx: ExecutionContext, role: str):
+    def on_step(step) -> None:
+        tool = getattr(step, "tool", None)
+        if tool is None and not hasattr(step, "output"):
+            return  # a bare ToolResult: the AgentAction that follows carries it
+        thought = str(getattr(step, "thought", "")).removeprefix("Thought:").strip()
+        if tool is not None:
+            agent_step = execution_pb2.AgentStep(
+                agent=role, thought=thought, tool=tool, arguments=_summary(getattr(step, "tool_input", "")),
+                result=_summary(getattr(step, "result", "")), duration_ms=round(ctx.last_tool_ms, 1),
+            )
+            message = f"{role}: {tool}({agent_step.arguments}) -> {agent_step.result[:120]}"
+        else:
+            agent_step = execution_pb2.AgentStep(agent=role, thought=thought, result=_summary(step.output))
+            message = f"{role}: final answer: {agent_step.result[:120]}"
+        ctx.events.append(ctx.execution_id, execution_pb2.EVENT_TYPE_AGENT_STEP, ctx.status, message, agent_step=agent_step)
+
+    return on_step
+
+
+def _advance(ctx: ExecutionContext, next_status: str, message: str):
+    def on_task_done(_output) -> None:
+        if ctx.error is not None or ctx.cancel.is_set():
+            raise StopCrew()
+        ctx.enter_stage(next_status)
+        ctx.events.status_change(ctx.execution_id, next_status, message)
+
+    return on_task_done
+
+
+def build_crew(ctx: ExecutionContext, llm: BaseLLM) -> Crew:
+    tools = tools_for(ctx)
+    p = ctx.params
+    setting = f"{', '.join(p.symbols)} on {p.timeframe} bars from {p.start_date} to {p.end_date}"
+
+    def agent(role: str, goal: str, backstory: str, toolset: list) -> Agent:
+        return Agent(role=role, goal=goal, backstory=backstory, llm=llm, tools=toolset, allow_delegation=False,
+                     verbose=False, max_iter=8, step_callback=_step_callback(ctx, role))
+
+    analyzer = agent(ANALYZER, "Interpret every rule of a trading strategy exactly, and recall similar past strategies.",
+                     "A quant who never guesses what a rule means.", tools["analyzer"])
+    generator = agent(GENERATOR, "Turn the analysed strategy into correct, readable VectorBT code that passes the policy.",
+                      "A quant developer who writes backtests without look-ahead.", tools["generator"])
+    executor = agent(EXECUTOR, "Run the validated code in the sandbox and remember the outcome.",
+                     "An engineer who trusts only results the sandbox checked.", tools["executor"])
+
+    analyze = Task(
+        description=f"Analyse this strategy for {setting}. Its nodes:\n{_rules_text(ctx.schema)}\n"
+                    "Call analyze_strategy, then search_strategy_memory with a description of the strategy.",
+        expected_output="JSON with the analysis and similar past strategies",
+        agent=analyzer, callback=_advance(ctx, "GENERATING_CODE", "generating code"),
+    )
+    generate = Task(
+        description="Generate the VectorBT code with generate_vectorbt_code, then check it with validate_python_code.",
+        expected_output='JSON {"code_sha256": ..., "valid": true}',
+        agent=generator, context=[analyze], callback=_advance(ctx, "EXECUTING", "executing the backtest in the sandbox"),
+    )
+    execute = Task(
+        description="Run the validated code with execute_python_code (pass its code_sha256), "
+                    "then store the outcome with store_strategy_memory.",
+        expected_output="JSON with the backtest metrics",
+        agent=executor, context=[generate],
+    )
+    return Crew(agents=[analyzer, generator, executor], tasks=[analyze, generate, execute],
+                process=Process.sequential, verbose=False)

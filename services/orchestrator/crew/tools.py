@@ -1,0 +1,271 @@
+"""The crew's tools. Each is a CrewAI tool whose body is a gRPC call to the
+service that owns the work; results go back to the agent as JSON text and
+into the execution context as artifacts.
+
+A fatal failure (a rule codegen rejects, a run the sandbox fails) is
+recorded on the context and reported to the agent as ``ERROR: ...``;
+memory is best effort: when it is down, the execution goes on with a
+warning event.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any, Callable
+
+import grpc
+from crewai.tools import BaseTool
+from google.protobuf import json_format
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common import errors
+from services.orchestrator.clients import Cancelled
+from services.orchestrator.convert import struct
+from services.orchestrator.crew.context import ExecutionContext
+from stratexec.codegen.v1 import codegen_pb2
+from stratexec.memory.v1 import memory_pb2
+from stratexec.sandbox.v1 import sandbox_pb2
+
+MAX_OBSERVATION = 4000
+
+
+class NoArgs(BaseModel):
+    pass
+
+
+class QueryArgs(BaseModel):
+    query: str = Field(description="What to look for, in words: the strategy's rules, indicators and asset")
+
+
+class CodeRefArgs(BaseModel):
+    code_sha256: str = Field(description="sha256 of the generated code, as generate_vectorbt_code returned it")
+
+
+class StoreArgs(BaseModel):
+    note: str = Field(default="", description="A short lesson to remember about this strategy and its result")
+
+
+class ContextTool(BaseTool):
+    """A tool bound to one execution."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    ctx: Any = Field(default=None, exclude=True)
+
+    def run_step(self, body: Callable[[], dict]) -> str:
+        ctx: ExecutionContext = self.ctx
+        started = time.monotonic()
+        try:
+            if ctx.cancel.is_set():
+                raise Cancelled()
+            if ctx.error is not None:
+                return f"ERROR: the execution already failed: {errors.describe(ctx.error)}"
+            result = json.dumps(body(), default=str)
+        except Cancelled:
+            result = "ERROR: the execution was cancelled"
+        except grpc.RpcError as exc:
+            result = f"ERROR: {errors.describe(ctx.fail_rpc(self.service_name, exc))}"
+        except Exception as exc:  # a bug or a broken reply: fail the execution, loudly
+            status = errors.make_status(grpc.StatusCode.INTERNAL, f"{self.name}: {exc!r}", reason="TOOL_FAILED")
+            ctx.fail(status)
+            result = f"ERROR: {errors.describe(status)}"
+        finally:
+            ctx.last_tool_ms = (time.monotonic() - started) * 1000
+        return result[:MAX_OBSERVATION]
+
+    service_name: str = "orchestrator"
+
+
+def _analysis_summary(analysis: codegen_pb2.StrategyAnalysis) -> dict:
+    return {
+        "summary": analysis.summary,
+        "rules": [{"node": r.node_id, "rule": r.rule, "formula": r.formula} for r in analysis.rules],
+        "indicators": list(analysis.indicators),
+        "symbols": list(analysis.symbols),
+        "warnings": list(analysis.warnings),
+    }
+
+
+class AnalyzeStrategyTool(ContextTool):
+    name: str = "analyze_strategy"
+    description: str = "Interpret every rule of the strategy (codegen.AnalyzeStrategy): formulas, indicators, warnings."
+    args_schema: type[BaseModel] = NoArgs
+    service_name: str = "codegen"
+
+    def _run(self) -> str:
+        def body():
+            ctx = self.ctx
+            req = codegen_pb2.AnalyzeStrategyRequest(schema=struct(ctx.schema), params=ctx.params)
+            ctx.analysis = ctx.clients.call(ctx.clients.codegen.AnalyzeStrategy, req, cancel=ctx.cancel).analysis
+            return _analysis_summary(ctx.analysis)
+
+        return self.run_step(body)
+
+
+class SearchMemoryTool(ContextTool):
+    name: str = "search_strategy_memory"
+    description: str = "Search the user's memory (mem0) for similar past strategies, their results and preferences."
+    args_schema: type[BaseModel] = QueryArgs
+    service_name: str = "memory"
+
+    def _run(self, query: str) -> str:
+        def body():
+            ctx = self.ctx
+            req = memory_pb2.SearchMemoriesRequest(query=query, user_id=ctx.user_id, limit=3)
+            try:
+                found = ctx.clients.call(ctx.clients.memory.SearchMemories, req, cancel=ctx.cancel).memories
+            except grpc.RpcError as exc:
+                ctx.warn("memory", f"memory unavailable, searching skipped: {errors.describe(errors.status_from_rpc_error(exc))}")
+                return {"memories": [], "note": "memory unavailable"}
+            findings = [
+                {"memory": m.content, "score": round(m.score, 3), "metadata": json_format.MessageToDict(m.metadata)}
+                for m in found
+            ]
+            ctx.memory_findings.extend(findings)
+            return {"memories": findings}
+
+        return self.run_step(body)
+
+
+class GenerateCodeTool(ContextTool):
+    name: str = "generate_vectorbt_code"
+    description: str = "Compile the strategy into a standalone VectorBT script (codegen.GenerateCode)."
+    args_schema: type[BaseModel] = NoArgs
+    service_name: str = "codegen"
+
+    def _run(self) -> str:
+        def body():
+            ctx = self.ctx
+            req = codegen_pb2.GenerateCodeRequest(schema=struct(ctx.schema), params=ctx.params)
+            reply = ctx.clients.call(ctx.clients.codegen.GenerateCode, req, cancel=ctx.cancel)
+            if hashlib.sha256(reply.code.encode()).hexdigest() != reply.sha256:
+                raise ValueError("codegen returned code whose sha256 does not match")
+            ctx.code, ctx.code_sha256 = reply.code, reply.sha256
+            ctx.save_code(ctx.execution_id, reply.code, reply.sha256)
+            return {"code_sha256": reply.sha256, "lines": reply.code.count("\n") + 1, "summary": reply.analysis.summary}
+
+        return self.run_step(body)
+
+
+def _code_for(ctx: ExecutionContext, code_sha256: str) -> str:
+    if not ctx.code or code_sha256.strip() != ctx.code_sha256:
+        raise LookupError(f"no generated code with sha256 {code_sha256!r}; call generate_vectorbt_code first")
+    return ctx.code
+
+
+class ValidateCodeTool(ContextTool):
+    name: str = "validate_python_code"
+    description: str = "Check the generated code against the code policy (codegen.ValidateCode, an AST policy)."
+    args_schema: type[BaseModel] = CodeRefArgs
+    service_name: str = "codegen"
+
+    def _run(self, code_sha256: str) -> str:
+        def body():
+            ctx = self.ctx
+            try:
+                code = _code_for(ctx, code_sha256)
+            except LookupError as exc:
+                return {"valid": False, "error": str(exc)}
+            reply = ctx.clients.call(ctx.clients.codegen.ValidateCode, codegen_pb2.ValidateCodeRequest(code=code),
+                                     cancel=ctx.cancel)
+            ctx.code_valid = reply.valid
+            if not reply.valid:
+                problems = "; ".join(f"line {v.line}: {v.message}" for v in reply.violations)
+                ctx.fail(errors.make_status(grpc.StatusCode.FAILED_PRECONDITION, f"generated code breaks the policy: {problems}",
+                                            reason="CODE_POLICY_VIOLATION"))
+            return {"valid": reply.valid, "code_sha256": ctx.code_sha256,
+                    "violations": [json_format.MessageToDict(v) for v in reply.violations]}
+
+        return self.run_step(body)
+
+
+class ExecuteCodeTool(ContextTool):
+    name: str = "execute_python_code"
+    description: str = "Run the validated code in the sandbox on market data (sandbox.ExecuteCode) and return the metrics."
+    args_schema: type[BaseModel] = CodeRefArgs
+    service_name: str = "sandbox"
+
+    def _run(self, code_sha256: str) -> str:
+        def body():
+            ctx = self.ctx
+            try:
+                code = _code_for(ctx, code_sha256)
+            except LookupError as exc:
+                return {"error": str(exc)}
+            if not ctx.code_valid:
+                return {"error": "the code has not passed validate_python_code"}
+            req = sandbox_pb2.ExecuteCodeRequest(code=code, params=ctx.params, execution_id=ctx.execution_id)
+            reply = ctx.clients.call(ctx.clients.sandbox.ExecuteCode, req, timeout=ctx.clients.config.sandbox_timeout_s,
+                                     cancel=ctx.cancel)
+            for line in reply.logs:
+                ctx.log("info", "sandbox", line)
+            if reply.logs_truncated:
+                ctx.log("warning", "sandbox", "output truncated at the sandbox's cap")
+            ctx.run_ms = reply.duration_ms
+            if reply.outcome != sandbox_pb2.RUN_OUTCOME_SUCCEEDED:
+                status = reply.error if reply.HasField("error") else errors.make_status(
+                    grpc.StatusCode.ABORTED, "the backtest run failed", reason="RUN_FAILED")
+                status.message = f"sandbox: {sandbox_pb2.RunOutcome.Name(reply.outcome)}: {status.message}"
+                ctx.fail(status)
+                return {"outcome": sandbox_pb2.RunOutcome.Name(reply.outcome), "error": status.message}
+            ctx.result = reply.result
+            return {"outcome": "RUN_OUTCOME_SUCCEEDED", "metrics": json_format.MessageToDict(reply.result.metrics),
+                    "duration_ms": round(reply.duration_ms, 1), "isolation": list(reply.isolation)}
+
+        return self.run_step(body)
+
+
+class StoreMemoryTool(ContextTool):
+    name: str = "store_strategy_memory"
+    description: str = "Remember this strategy, its parameters and its result for the user (memory.AddMemory)."
+    args_schema: type[BaseModel] = StoreArgs
+    service_name: str = "memory"
+
+    def _run(self, note: str = "") -> str:
+        def body():
+            ctx = self.ctx
+            if ctx.result is None or ctx.analysis is None:
+                return {"stored": False, "reason": "no backtest result to remember"}
+            m = ctx.result.metrics
+            p = ctx.params
+            content = (
+                f"Strategy: {ctx.analysis.summary}. Asset {', '.join(p.symbols)} {p.timeframe} "
+                f"{p.start_date}..{p.end_date}. Result: total return {m.total_return:.2f}%, "
+                f"max drawdown {m.max_drawdown:.2f}%, {m.trades} closed trades"
+                + (f", win rate {m.win_rate:.1f}%" if m.HasField("win_rate") else "")
+                + (f", Sharpe {m.sharpe_ratio:.2f}" if m.HasField("sharpe_ratio") else "")
+                + (f". Note: {note}" if note else "")
+            )
+            metadata = {
+                "kind": "strategy_pattern",
+                "execution_id": ctx.execution_id,
+                "code_sha256": ctx.code_sha256,
+                "symbols": ",".join(p.symbols),
+                "timeframe": p.timeframe,
+                "indicators": ",".join(ctx.analysis.indicators),
+                "total_return": round(m.total_return, 4),
+                "max_drawdown": round(m.max_drawdown, 4),
+                "trades": m.trades,
+            }
+            req = memory_pb2.AddMemoryRequest(
+                messages=[memory_pb2.MemoryMessage(role="assistant", content=content)],
+                user_id=ctx.user_id, metadata=struct(metadata), infer=False,
+            )
+            try:
+                ctx.clients.call(ctx.clients.memory.AddMemory, req, cancel=ctx.cancel)
+            except grpc.RpcError as exc:
+                ctx.warn("memory", f"memory unavailable, pattern not stored: {errors.describe(errors.status_from_rpc_error(exc))}")
+                return {"stored": False, "reason": "memory unavailable"}
+            ctx.memory_stored = True
+            return {"stored": True, "memory": content}
+
+        return self.run_step(body)
+
+
+def tools_for(ctx: ExecutionContext) -> dict[str, list[BaseTool]]:
+    """The tools each agent holds, bound to one execution."""
+    return {
+        "analyzer": [AnalyzeStrategyTool(ctx=ctx), SearchMemoryTool(ctx=ctx)],
+        "generator": [GenerateCodeTool(ctx=ctx), ValidateCodeTool(ctx=ctx), SearchMemoryTool(ctx=ctx)],
+        "executor": [ExecuteCodeTool(ctx=ctx), StoreMemoryTool(ctx=ctx)],
+    }

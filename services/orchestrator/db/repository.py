@@ -1,0 +1,273 @@
+"""All database access of the orchestrator, as short synchronous
+transactions (the servicers call them through asyncio.to_thread).
+
+Every event is appended in the same transaction as the row change it
+describes, so the log and the execution never disagree.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import threading
+import uuid
+from typing import Callable, Iterable
+
+from sqlalchemy import create_engine, event, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.orchestrator.db.models import Base, BacktestRun, ExecutionEvent, Strategy, StrategyExecution, utcnow
+
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def encode_cursor(created_at: dt.datetime, ident: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{ident}".encode()).decode()
+
+
+def decode_cursor(token: str) -> tuple[dt.datetime, str]:
+    raw = base64.urlsafe_b64decode(token.encode()).decode()
+    when, ident = raw.split("|", 1)
+    return dt.datetime.fromisoformat(when), ident
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite drops the zone; every stored time is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+class Repository:
+    def __init__(self, database_url: str):
+        if database_url.startswith("sqlite:///"):
+            path = database_url.removeprefix("sqlite:///")
+            if path and path != ":memory:":
+                import pathlib
+
+                pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 30})
+
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(conn, _record):
+                cur = conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+        else:
+            self.engine = create_engine(database_url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        Base.metadata.create_all(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._append_lock = threading.Lock()  # one writer of sequences per process
+
+    # -- strategies ---------------------------------------------------------
+    def create_strategy(self, user_id: str, name: str, schema: dict) -> Strategy:
+        with self.sessions.begin() as s:
+            row = Strategy(id=new_id(), user_id=user_id, name=name, schema_json=schema, created_at=utcnow())
+            s.add(row)
+        return row
+
+    def get_strategy(self, user_id: str, strategy_id: str) -> Strategy | None:
+        with self.sessions() as s:
+            row = s.get(Strategy, strategy_id)
+            return row if row is not None and row.user_id == user_id else None
+
+    def list_strategies(self, user_id: str, limit: int, token: str) -> tuple[list[Strategy], str]:
+        with self.sessions() as s:
+            query = select(Strategy).where(Strategy.user_id == user_id)
+            return self._page(s, query, Strategy, limit, token)
+
+    # -- executions ---------------------------------------------------------
+    def find_by_request(self, user_id: str, request_id: str) -> StrategyExecution | None:
+        with self.sessions() as s:
+            return s.scalars(
+                select(StrategyExecution).where(
+                    StrategyExecution.user_id == user_id, StrategyExecution.request_id == request_id
+                )
+            ).first()
+
+    def create_execution(
+        self,
+        user_id: str,
+        params_pb: bytes,
+        request_id: str,
+        strategy_id: str | None,
+        new_strategy: tuple[str, dict] | None,
+        first_event: Callable[[StrategyExecution, int], tuple[str, str, str, bytes]],
+    ) -> tuple[StrategyExecution, bool]:
+        """Insert the execution (and an inline strategy) with its QUEUED event.
+
+        Returns (execution, created). A request_id seen before returns the
+        existing execution and stores nothing.
+        """
+        if request_id:
+            existing = self.find_by_request(user_id, request_id)
+            if existing is not None:
+                return existing, False
+        try:
+            with self.sessions.begin() as s:
+                if new_strategy is not None:
+                    name, schema = new_strategy
+                    strategy = Strategy(id=new_id(), user_id=user_id, name=name, schema_json=schema, created_at=utcnow())
+                    s.add(strategy)
+                    s.flush()
+                    strategy_id = strategy.id
+                row = StrategyExecution(
+                    id=new_id(),
+                    strategy_id=strategy_id,
+                    user_id=user_id,
+                    request_id=request_id or None,
+                    status="QUEUED",
+                    params_pb=params_pb,
+                    execution_logs=[],
+                    agent_insights={},
+                    attempts=0,
+                    cancel_requested=0,
+                    created_at=utcnow(),
+                )
+                s.add(row)
+                s.flush()
+                etype, status, message, event_pb = first_event(row, 1)
+                s.add(ExecutionEvent(execution_id=row.id, sequence=1, type=etype, status=status, message=message,
+                                     event_pb=event_pb, created_at=utcnow()))
+            return row, True
+        except IntegrityError:
+            if request_id:  # a concurrent retry won the race
+                existing = self.find_by_request(user_id, request_id)
+                if existing is not None:
+                    return existing, False
+            raise
+
+    def get_execution(self, execution_id: str, user_id: str | None = None) -> StrategyExecution | None:
+        with self.sessions() as s:
+            row = s.get(StrategyExecution, execution_id)
+            if row is None or (user_id is not None and row.user_id != user_id):
+                return None
+            return row
+
+    def list_executions(self, user_id: str, strategy_id: str, limit: int, token: str) -> tuple[list[StrategyExecution], str]:
+        with self.sessions() as s:
+            query = select(StrategyExecution).where(StrategyExecution.user_id == user_id)
+            if strategy_id:
+                query = query.where(StrategyExecution.strategy_id == strategy_id)
+            return self._page(s, query, StrategyExecution, limit, token)
+
+    def executions_to_resume(self) -> list[StrategyExecution]:
+        """Executions that a previous process left unfinished, oldest first."""
+        with self.sessions() as s:
+            return list(
+                s.scalars(
+                    select(StrategyExecution)
+                    .where(StrategyExecution.status.not_in(TERMINAL))
+                    .order_by(StrategyExecution.created_at)
+                )
+            )
+
+    def save_code(self, execution_id: str, code: str, sha256: str) -> None:
+        with self.sessions.begin() as s:
+            s.execute(update(StrategyExecution).where(StrategyExecution.id == execution_id)
+                      .values(generated_code=code, code_sha256=sha256))
+
+    def set_insights(self, execution_id: str, insights: dict) -> None:
+        with self.sessions.begin() as s:
+            s.execute(update(StrategyExecution).where(StrategyExecution.id == execution_id).values(agent_insights=insights))
+
+    def snapshot_logs(self, execution_id: str) -> None:
+        """Copy the event messages into execution_logs (for readers of the table)."""
+        messages = self.event_messages(execution_id)
+        with self.sessions.begin() as s:
+            s.execute(update(StrategyExecution).where(StrategyExecution.id == execution_id)
+                      .values(execution_logs=messages))
+
+    def request_cancel(self, execution_id: str) -> None:
+        with self.sessions.begin() as s:
+            s.execute(update(StrategyExecution).where(StrategyExecution.id == execution_id).values(cancel_requested=1))
+
+    def get_run(self, run_id: str) -> BacktestRun | None:
+        with self.sessions() as s:
+            return s.get(BacktestRun, run_id)
+
+    # -- the event log ------------------------------------------------------
+    def append_event(
+        self,
+        execution_id: str,
+        build: Callable[[int], tuple[str, str, str, bytes]],
+        row_changes: dict | None = None,
+        expect_status: Iterable[str] | None = None,
+        in_tx: Callable[[Session, StrategyExecution], dict | None] | None = None,
+    ) -> tuple[int, StrategyExecution] | None:
+        """Append one event and apply ``row_changes`` to the execution, atomically.
+
+        ``build(sequence)`` returns (type, status, message, event_pb). With
+        ``expect_status``, nothing happens (None) unless the execution's
+        current status is one of them: that is how a worker claims a job and
+        how a cancel and a completion never both win.
+        """
+        with self._append_lock:
+            for _ in range(5):
+                try:
+                    with self.sessions.begin() as s:
+                        row = s.get(StrategyExecution, execution_id, with_for_update=True)
+                        if row is None:
+                            return None
+                        if expect_status is not None and row.status not in tuple(expect_status):
+                            return None
+                        last = s.scalar(
+                            select(ExecutionEvent.sequence)
+                            .where(ExecutionEvent.execution_id == execution_id)
+                            .order_by(ExecutionEvent.sequence.desc())
+                            .limit(1)
+                        ) or 0
+                        seq = last + 1
+                        etype, status, message, event_pb = build(seq)
+                        s.add(ExecutionEvent(execution_id=execution_id, sequence=seq, type=etype, status=status,
+                                             message=message, event_pb=event_pb, created_at=utcnow()))
+                        changes = dict(row_changes or {})
+                        if in_tx is not None:
+                            changes.update(in_tx(s, row) or {})
+                        for key, value in changes.items():
+                            setattr(row, key, value)
+                    return seq, row
+                except IntegrityError:  # another replica took this sequence number: take the next
+                    continue
+        raise RuntimeError(f"could not append an event to {execution_id}")
+
+    def events_after(self, execution_id: str, after: int, limit: int = 500) -> list[ExecutionEvent]:
+        with self.sessions() as s:
+            return list(
+                s.scalars(
+                    select(ExecutionEvent)
+                    .where(ExecutionEvent.execution_id == execution_id, ExecutionEvent.sequence > after)
+                    .order_by(ExecutionEvent.sequence)
+                    .limit(limit)
+                )
+            )
+
+    def event_messages(self, execution_id: str) -> list[str]:
+        with self.sessions() as s:
+            rows = s.execute(
+                select(ExecutionEvent.created_at, ExecutionEvent.message)
+                .where(ExecutionEvent.execution_id == execution_id)
+                .order_by(ExecutionEvent.sequence)
+            ).all()
+        return [f"{_aware(t).isoformat(timespec='seconds')} {m}" for t, m in rows]
+
+    # -- paging -------------------------------------------------------------
+    @staticmethod
+    def _page(s: Session, query, model, limit: int, token: str):
+        if token:
+            created, ident = decode_cursor(token)
+            query = query.where(
+                (model.created_at < created) | ((model.created_at == created) & (model.id < ident))
+            )
+        rows = list(s.scalars(query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)))
+        next_token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_token = encode_cursor(rows[-1].created_at, rows[-1].id)
+        return rows, next_token

@@ -1,0 +1,152 @@
+"""stratexec.orchestrator.v1.ExecutionService: submit, read, follow and
+cancel executions."""
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from services.common import errors
+from services.orchestrator import convert, identity, statuses
+from services.orchestrator.clients import ServiceClients
+from services.orchestrator.config import OrchestratorConfig
+from services.orchestrator.db.models import utcnow
+from services.orchestrator.db.repository import Repository
+from services.orchestrator.events import EventLog
+from services.orchestrator.params import violations, with_defaults
+from services.orchestrator.strategy_service import analyze, page_size
+from services.orchestrator.worker import Runner
+from stratexec.backtest.v1 import backtest_pb2
+from stratexec.orchestrator.v1 import execution_pb2, execution_pb2_grpc
+
+CANCEL_WAIT_S = 10.0
+
+
+class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
+    def __init__(self, config: OrchestratorConfig, repo: Repository, events: EventLog, runner: Runner,
+                 clients: ServiceClients):
+        self.config = config
+        self.repo = repo
+        self.events = events
+        self.runner = runner
+        self.clients = clients
+
+    async def _execution_pb(self, row) -> execution_pb2.Execution:
+        logs = await asyncio.to_thread(self.repo.event_messages, row.id)
+        return convert.execution(row, logs)
+
+    async def _owned(self, context, execution_id: str):
+        user = identity.user_of(context, self.config.default_user)
+        if not execution_id:
+            raise errors.invalid_argument("execution_id is required", [("execution_id", "must not be empty")])
+        row = await asyncio.to_thread(self.repo.get_execution, execution_id, user)
+        if row is None:
+            raise errors.not_found("execution", execution_id)
+        return row
+
+    async def ExecuteStrategy(self, request, context):
+        user = identity.user_of(context, self.config.default_user)
+        params = with_defaults(request.params)
+        bad = violations(params)
+        has_schema = request.HasField("schema") and bool(request.schema.fields)
+        if request.strategy_id and has_schema:
+            bad.append(("schema", "give strategy_id or schema, not both"))
+        if not request.strategy_id and not has_schema:
+            bad.append(("strategy_id", "give a stored strategy_id or an inline schema"))
+        if len(request.request_id) > 128:
+            bad.append(("request_id", "at most 128 characters"))
+        if bad:
+            raise errors.invalid_argument("invalid ExecuteStrategy request", bad)
+
+        if request.request_id:
+            existing = await asyncio.to_thread(self.repo.find_by_request, user, request.request_id)
+            if existing is not None:
+                return execution_pb2.ExecuteStrategyResponse(execution=await self._execution_pb(existing))
+
+        new_strategy = None
+        if request.strategy_id:
+            strategy = await asyncio.to_thread(self.repo.get_strategy, user, request.strategy_id)
+            if strategy is None:
+                raise errors.not_found("strategy", request.strategy_id)
+            schema = convert.struct(strategy.schema_json)
+        else:
+            schema = request.schema
+        analysis = await analyze(self.clients, schema, params)  # bad rules fail here, before anything is stored
+        if new_strategy is None and not request.strategy_id:
+            new_strategy = (analysis.summary[:256] or "strategy", convert.struct_to_dict(schema))
+
+        def first_event(row, seq):
+            event = execution_pb2.ExecutionEvent(
+                execution_id=row.id, sequence=seq, type=execution_pb2.EVENT_TYPE_STATUS_CHANGED,
+                status=execution_pb2.EXECUTION_STATUS_QUEUED, message="queued", time=convert.timestamp(utcnow()),
+            )
+            return "EVENT_TYPE_STATUS_CHANGED", "QUEUED", "queued", event.SerializeToString()
+
+        row, created = await asyncio.to_thread(
+            self.repo.create_execution, user, params.SerializeToString(), request.request_id,
+            request.strategy_id or None, new_strategy, first_event,
+        )
+        if created:
+            self.events.notifier.notify_threadsafe(row.id)
+            self.runner.submit(row.id)
+        return execution_pb2.ExecuteStrategyResponse(execution=await self._execution_pb(row))
+
+    async def GetExecution(self, request, context):
+        row = await self._owned(context, request.execution_id)
+        return execution_pb2.GetExecutionResponse(execution=await self._execution_pb(row))
+
+    async def GetGeneratedCode(self, request, context):
+        row = await self._owned(context, request.execution_id)
+        if not row.generated_code:
+            raise errors.failed_precondition(
+                f"execution {row.id} has no generated code yet (status {row.status})", "CODE_NOT_GENERATED",
+                status=row.status)
+        return execution_pb2.GetGeneratedCodeResponse(code=row.generated_code, sha256=row.code_sha256 or "")
+
+    async def GetBacktestResults(self, request, context):
+        row = await self._owned(context, request.execution_id)
+        if row.status != "COMPLETED" or not row.backtest_run_id:
+            raise errors.failed_precondition(
+                f"execution {row.id} has no results: its status is {row.status}", "EXECUTION_NOT_COMPLETED",
+                status=row.status)
+        run = await asyncio.to_thread(self.repo.get_run, row.backtest_run_id)
+        return execution_pb2.GetBacktestResultsResponse(
+            backtest_run_id=run.id, result=backtest_pb2.BacktestResult.FromString(run.result_pb))
+
+    async def ListStrategyExecutions(self, request, context):
+        user = identity.user_of(context, self.config.default_user)
+        try:
+            rows, token = await asyncio.to_thread(self.repo.list_executions, user, request.strategy_id,
+                                                  page_size(request.page_size), request.page_token)
+        except ValueError:
+            raise errors.invalid_argument("bad page_token", [("page_token", "use a next_page_token as returned")]) from None
+        return execution_pb2.ListStrategyExecutionsResponse(
+            executions=[convert.execution(r) for r in rows], next_page_token=token)
+
+    async def WatchExecution(self, request, context):
+        if request.after_sequence < 0:
+            raise errors.invalid_argument("after_sequence must not be negative", [("after_sequence", "must be >= 0")])
+        await self._owned(context, request.execution_id)
+        async for event in self.events.follow(request.execution_id, request.after_sequence):
+            yield execution_pb2.WatchExecutionResponse(event=event)
+
+    async def CancelExecution(self, request, context):
+        row = await self._owned(context, request.execution_id)
+        if statuses.is_terminal(row.status):
+            raise errors.failed_precondition(
+                f"execution {row.id} already finished with status {row.status}", "EXECUTION_FINISHED", status=row.status)
+        cancelled = await asyncio.to_thread(
+            self.events.status_change, row.id, "CANCELLED", "cancelled while queued", expect_status=["QUEUED"],
+            row_changes={"completed_at": utcnow(), "cancel_requested": 1})
+        if cancelled is None:  # running: stop its crew and sandbox call, then wait a little for the outcome
+            await asyncio.to_thread(self.repo.request_cancel, row.id)
+            self.runner.cancel_running(row.id)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + CANCEL_WAIT_S
+            while loop.time() < deadline:
+                row = await asyncio.to_thread(self.repo.get_execution, row.id)
+                if statuses.is_terminal(row.status):
+                    break
+                await asyncio.sleep(0.1)
+        row = await asyncio.to_thread(self.repo.get_execution, row.id)
+        return execution_pb2.CancelExecutionResponse(execution=await self._execution_pb(row))

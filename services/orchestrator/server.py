@@ -1,0 +1,48 @@
+"""The orchestrator server: public API, crew workers, event log."""
+from __future__ import annotations
+
+import asyncio
+
+from services.common.env import quiet_libraries
+
+quiet_libraries()
+
+from services.common import logs  # noqa: E402
+from services.common.server import ServerSpec, serve  # noqa: E402
+from services.orchestrator.clients import ServiceClients  # noqa: E402
+from services.orchestrator.config import OrchestratorConfig  # noqa: E402
+from services.orchestrator.db.repository import Repository  # noqa: E402
+from services.orchestrator.events import EventLog, Notifier  # noqa: E402
+from services.orchestrator.execution_service import ExecutionServicer  # noqa: E402
+from services.orchestrator.strategy_service import StrategyServicer  # noqa: E402
+from services.orchestrator.worker import Runner  # noqa: E402
+from stratexec.orchestrator.v1 import execution_pb2, execution_pb2_grpc, strategy_pb2, strategy_pb2_grpc  # noqa: E402
+
+SERVICE_NAMES = [
+    execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name,
+    strategy_pb2.DESCRIPTOR.services_by_name["StrategyService"].full_name,
+]
+
+
+async def main() -> None:
+    config = OrchestratorConfig.from_env()
+    logger = logs.setup("orchestrator", config.log_level)
+    repo = Repository(config.database_url)
+    events = EventLog(repo, Notifier(asyncio.get_running_loop()))
+    clients = ServiceClients(config)
+    runner = Runner(config, repo, events, clients)
+
+    def register(server) -> None:
+        execution_pb2_grpc.add_ExecutionServiceServicer_to_server(
+            ExecutionServicer(config, repo, events, runner, clients), server)
+        strategy_pb2_grpc.add_StrategyServiceServicer_to_server(StrategyServicer(config, repo, clients), server)
+
+    async def on_start() -> None:
+        await runner.start()  # crewai was imported with the worker module: once per process
+
+    async def on_stop() -> None:
+        await runner.stop(grace=5.0)
+        clients.close()
+
+    spec = ServerSpec("orchestrator", config.host, config.port, SERVICE_NAMES)
+    await serve(spec, register, logger, on_start=on_start, on_stop=on_stop)

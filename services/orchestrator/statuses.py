@@ -1,0 +1,18 @@
+"""Execution statuses: stored as short names, exposed as the proto enum."""
+from stratexec.orchestrator.v1 import execution_pb2
+
+ORDER = ["QUEUED", "ANALYZING", "GENERATING_CODE", "EXECUTING", "COMPLETED", "FAILED", "CANCELLED"]
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+RUNNING = ("ANALYZING", "GENERATING_CODE", "EXECUTING")
+
+
+def to_proto(status: str) -> int:
+    return execution_pb2.ExecutionStatus.Value(f"EXECUTION_STATUS_{status}")
+
+
+def from_proto(value: int) -> str:
+    return execution_pb2.ExecutionStatus.Name(value).removeprefix("EXECUTION_STATUS_")
+
+
+def is_terminal(status: str) -> bool:
+    return status in TERMINAL

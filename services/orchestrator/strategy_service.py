@@ -1,0 +1,69 @@
+"""stratexec.orchestrator.v1.StrategyService: stored strategy schemas."""
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from services.common import errors
+from services.orchestrator import convert, identity
+from services.orchestrator.clients import ServiceClients
+from services.orchestrator.config import OrchestratorConfig
+from services.orchestrator.db.repository import Repository
+from services.orchestrator.params import with_defaults
+from stratexec.backtest.v1 import backtest_pb2
+from stratexec.codegen.v1 import codegen_pb2
+from stratexec.orchestrator.v1 import strategy_pb2, strategy_pb2_grpc
+
+MAX_PAGE = 500
+
+
+def page_size(requested: int) -> int:
+    if requested < 0:
+        raise errors.invalid_argument("page_size must not be negative", [("page_size", "must be >= 0")])
+    return min(requested or 50, MAX_PAGE)
+
+
+async def analyze(clients: ServiceClients, schema, params: backtest_pb2.BacktestParams) -> codegen_pb2.StrategyAnalysis:
+    """Check that a schema compiles; pass codegen's INVALID_ARGUMENT on as it is."""
+    request = codegen_pb2.AnalyzeStrategyRequest(schema=schema, params=params)
+    try:
+        reply = await asyncio.to_thread(clients.call, clients.codegen.AnalyzeStrategy, request)
+    except grpc.RpcError as exc:
+        status = errors.status_from_rpc_error(exc)
+        if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+            raise errors.ApiError.from_status(status) from None
+        raise errors.ApiError(grpc.StatusCode.UNAVAILABLE, f"codegen: {status.message}", reason="CODEGEN_UNAVAILABLE") from None
+    return reply.analysis
+
+
+class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
+    def __init__(self, config: OrchestratorConfig, repo: Repository, clients: ServiceClients):
+        self.config = config
+        self.repo = repo
+        self.clients = clients
+
+    async def CreateStrategy(self, request, context):
+        user = identity.user_of(context, self.config.default_user)
+        if not request.HasField("schema") or not request.schema.fields:
+            raise errors.invalid_argument("schema is required", [("schema", "a strategy graph {\"nodes\": [...]}")])
+        analysis = await analyze(self.clients, request.schema, with_defaults(backtest_pb2.BacktestParams()))
+        name = request.name.strip() or analysis.summary[:256] or "strategy"
+        row = await asyncio.to_thread(self.repo.create_strategy, user, name, convert.struct_to_dict(request.schema))
+        return strategy_pb2.CreateStrategyResponse(strategy=convert.strategy(row))
+
+    async def GetStrategy(self, request, context):
+        user = identity.user_of(context, self.config.default_user)
+        row = await asyncio.to_thread(self.repo.get_strategy, user, request.strategy_id)
+        if row is None:
+            raise errors.not_found("strategy", request.strategy_id)
+        return strategy_pb2.GetStrategyResponse(strategy=convert.strategy(row))
+
+    async def ListStrategies(self, request, context):
+        user = identity.user_of(context, self.config.default_user)
+        try:
+            rows, token = await asyncio.to_thread(self.repo.list_strategies, user, page_size(request.page_size),
+                                                  request.page_token)
+        except ValueError:
+            raise errors.invalid_argument("bad page_token", [("page_token", "use a next_page_token as returned")]) from None
+        return strategy_pb2.ListStrategiesResponse(strategies=[convert.strategy(r) for r in rows], next_page_token=token)

@@ -1,0 +1,82 @@
+"""A thin client of the orchestrator's public API."""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Iterator
+
+import grpc
+from google.protobuf import struct_pb2
+
+from services.common import errors
+from stratexec.backtest.v1 import backtest_pb2
+from stratexec.orchestrator.v1 import execution_pb2, execution_pb2_grpc, strategy_pb2_grpc
+
+DEFAULT_ADDR = os.environ.get("STRATEXEC_ADDR", f"localhost:{os.environ.get('ORCHESTRATOR_PORT', '50051')}")
+
+
+class ClientError(Exception):
+    """A failed call, described in one line with its field violations."""
+
+    def __init__(self, exc: grpc.RpcError):
+        self.status = errors.status_from_rpc_error(exc)
+        super().__init__(errors.describe(self.status))
+
+
+class Client:
+    def __init__(self, address: str = DEFAULT_ADDR, user: str | None = None):
+        self.address = address
+        self.channel = grpc.insecure_channel(address)
+        self.executions = execution_pb2_grpc.ExecutionServiceStub(self.channel)
+        self.strategies = strategy_pb2_grpc.StrategyServiceStub(self.channel)
+        self.metadata = (("x-user-id", user),) if user else ()
+
+    def _call(self, method, request, timeout: float = 60):
+        try:
+            return method(request, timeout=timeout, metadata=self.metadata)
+        except grpc.RpcError as exc:
+            raise ClientError(exc) from None
+
+    def execute(self, schema: dict, params: backtest_pb2.BacktestParams, request_id: str | None = None):
+        body = struct_pb2.Struct()
+        body.update(schema)
+        request = execution_pb2.ExecuteStrategyRequest(schema=body, params=params, request_id=request_id or str(uuid.uuid4()))
+        return self._call(self.executions.ExecuteStrategy, request).execution
+
+    def get(self, execution_id: str):
+        return self._call(self.executions.GetExecution, execution_pb2.GetExecutionRequest(execution_id=execution_id)).execution
+
+    def code(self, execution_id: str):
+        return self._call(self.executions.GetGeneratedCode, execution_pb2.GetGeneratedCodeRequest(execution_id=execution_id))
+
+    def results(self, execution_id: str):
+        return self._call(self.executions.GetBacktestResults, execution_pb2.GetBacktestResultsRequest(execution_id=execution_id))
+
+    def list(self, page_size: int = 20, page_token: str = ""):
+        return self._call(self.executions.ListStrategyExecutions,
+                          execution_pb2.ListStrategyExecutionsRequest(page_size=page_size, page_token=page_token))
+
+    def cancel(self, execution_id: str):
+        return self._call(self.executions.CancelExecution, execution_pb2.CancelExecutionRequest(execution_id=execution_id)).execution
+
+    def watch(self, execution_id: str, after_sequence: int = 0) -> Iterator[execution_pb2.ExecutionEvent]:
+        """Every event after ``after_sequence``; reconnects where it left off if the stream breaks."""
+        last = after_sequence
+        for attempt in range(5):
+            try:
+                stream = self.executions.WatchExecution(
+                    execution_pb2.WatchExecutionRequest(execution_id=execution_id, after_sequence=last),
+                    metadata=self.metadata)
+                for reply in stream:
+                    last = reply.event.sequence
+                    yield reply.event
+                return
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == 4:
+                    raise ClientError(exc) from None
+
+
+def load_schema(path: str) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
