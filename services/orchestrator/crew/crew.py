@@ -36,31 +36,36 @@ def _rules_text(schema: dict) -> str:
 
 
 def _step_callback(ctx: ExecutionContext, role: str):
+    """An event per tool call (CrewAI calls this after each agent step)."""
+
     def on_step(step) -> None:
         tool = getattr(step, "tool", None)
-        if tool is None and not hasattr(step, "output"):
-            return  # a bare ToolResult: the AgentAction that follows carries it
-        thought = str(getattr(step, "thought", "")).removeprefix("Thought:").strip()
-        if tool is not None:
-            agent_step = execution_pb2.AgentStep(
-                agent=role, thought=thought, tool=tool, arguments=_summary(getattr(step, "tool_input", "")),
-                result=_summary(getattr(step, "result", "")), duration_ms=round(ctx.last_tool_ms, 1),
-            )
-            message = f"{role}: {tool}({agent_step.arguments}) -> {agent_step.result[:120]}"
-        else:
-            agent_step = execution_pb2.AgentStep(agent=role, thought=thought, result=_summary(step.output))
-            message = f"{role}: final answer: {agent_step.result[:120]}"
+        if tool is None:
+            return  # a bare ToolResult: the AgentAction that carries it follows
+        agent_step = execution_pb2.AgentStep(
+            agent=role, thought=str(getattr(step, "thought", "")).removeprefix("Thought:").strip(), tool=tool,
+            arguments=_summary(getattr(step, "tool_input", "")), result=_summary(getattr(step, "result", "")),
+            duration_ms=round(ctx.last_tool_ms, 1),
+        )
+        message = f"{role}: {tool}({agent_step.arguments}) -> {agent_step.result[:120]}"
         ctx.events.append(ctx.execution_id, execution_pb2.EVENT_TYPE_AGENT_STEP, ctx.status, message, agent_step=agent_step)
 
     return on_step
 
 
-def _advance(ctx: ExecutionContext, next_status: str, message: str):
-    def on_task_done(_output) -> None:
+def _task_done(ctx: ExecutionContext, role: str, next_status: str | None = None, message: str = ""):
+    """An event for the agent's final answer, then the next status (or the end of the crew)."""
+
+    def on_task_done(output) -> None:
+        answer = _summary(getattr(output, "raw", output))
+        ctx.events.append(ctx.execution_id, execution_pb2.EVENT_TYPE_AGENT_STEP, ctx.status,
+                          f"{role}: final answer: {answer[:120]}",
+                          agent_step=execution_pb2.AgentStep(agent=role, thought="final answer", result=answer))
         if ctx.error is not None or ctx.cancel.is_set():
             raise StopCrew()
-        ctx.enter_stage(next_status)
-        ctx.events.status_change(ctx.execution_id, next_status, message)
+        if next_status:
+            ctx.enter_stage(next_status)
+            ctx.events.status_change(ctx.execution_id, next_status, message)
 
     return on_task_done
 
@@ -85,18 +90,19 @@ def build_crew(ctx: ExecutionContext, llm: BaseLLM) -> Crew:
         description=f"Analyse this strategy for {setting}. Its nodes:\n{_rules_text(ctx.schema)}\n"
                     "Call analyze_strategy, then search_strategy_memory with a description of the strategy.",
         expected_output="JSON with the analysis and similar past strategies",
-        agent=analyzer, callback=_advance(ctx, "GENERATING_CODE", "generating code"),
+        agent=analyzer, callback=_task_done(ctx, ANALYZER, "GENERATING_CODE", "generating code"),
     )
     generate = Task(
         description="Generate the VectorBT code with generate_vectorbt_code, then check it with validate_python_code.",
         expected_output='JSON {"code_sha256": ..., "valid": true}',
-        agent=generator, context=[analyze], callback=_advance(ctx, "EXECUTING", "executing the backtest in the sandbox"),
+        agent=generator, context=[analyze],
+        callback=_task_done(ctx, GENERATOR, "EXECUTING", "executing the backtest in the sandbox"),
     )
     execute = Task(
         description="Run the validated code with execute_python_code (pass its code_sha256), "
                     "then store the outcome with store_strategy_memory.",
         expected_output="JSON with the backtest metrics",
-        agent=executor, context=[generate],
+        agent=executor, context=[generate], callback=_task_done(ctx, EXECUTOR),
     )
     return Crew(agents=[analyzer, generator, executor], tasks=[analyze, generate, execute],
                 process=Process.sequential, verbose=False)
