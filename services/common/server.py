@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 import logging
 import os
 import signal
@@ -29,6 +30,42 @@ class ServerSpec:
     port: int  # 0 picks a free port; the chosen one is logged and written to STRATEXEC_PORT_FILE
     service_names: list[str]  # full names, for health and reflection
     grace_seconds: float = 5.0
+    internal: bool = True  # an internal service: calls need STRATEXEC_INTERNAL_TOKEN when one is configured
+
+
+INTERNAL_TOKEN_ENV = "STRATEXEC_INTERNAL_TOKEN"
+OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")  # probes and grpcurl discovery stay open
+
+
+class InternalTokenInterceptor(grpc.aio.ServerInterceptor):
+    """Rejects calls without ``authorization: Bearer <internal token>`` (UNAUTHENTICATED)."""
+
+    def __init__(self, token: str):
+        self.expected = f"Bearer {token}"
+
+    async def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+        if method.startswith(OPEN_PREFIXES):
+            return await continuation(handler_call_details)
+        sent = dict(handler_call_details.invocation_metadata or ()).get("authorization", "")
+        if hmac.compare_digest(sent, self.expected):
+            return await continuation(handler_call_details)
+
+        async def deny(request, context):
+            await errors.abort(context, errors.ApiError(
+                grpc.StatusCode.UNAUTHENTICATED, "this internal service needs the internal token", reason="UNAUTHENTICATED"))
+
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        if handler.unary_stream:
+            async def deny_stream(request, context):
+                await deny(request, context)
+                yield  # pragma: no cover
+
+            return grpc.unary_stream_rpc_method_handler(deny_stream, handler.request_deserializer,
+                                                        handler.response_serializer)
+        return grpc.unary_unary_rpc_method_handler(deny, handler.request_deserializer, handler.response_serializer)
 
 
 class ApiErrorInterceptor(grpc.aio.ServerInterceptor):
@@ -96,8 +133,12 @@ async def serve(
     accepting calls, lets running calls finish for ``grace_seconds``, then
     runs ``on_stop``.
     """
+    interceptors: list[grpc.aio.ServerInterceptor] = [ApiErrorInterceptor(logger)]
+    internal_token = os.environ.get(INTERNAL_TOKEN_ENV, "")
+    if spec.internal and internal_token:
+        interceptors.insert(0, InternalTokenInterceptor(internal_token))
     server = grpc.aio.server(
-        interceptors=[ApiErrorInterceptor(logger)],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -116,7 +157,8 @@ async def serve(
     for name in ["", *spec.service_names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
-    log(logger, logging.INFO, "listening", port=port, host=spec.host)
+    log(logger, logging.INFO, "listening", port=port, host=spec.host,
+        internal_token=bool(spec.internal and internal_token))
     port_file = os.environ.get("STRATEXEC_PORT_FILE")
     if port_file:
         tmp = f"{port_file}.tmp"

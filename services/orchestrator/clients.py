@@ -32,6 +32,7 @@ class ServiceClients:
         self.codegen = codegen_pb2_grpc.CodegenServiceStub(self._channels[0])
         self.sandbox = sandbox_pb2_grpc.SandboxServiceStub(self._channels[1])
         self.memory = memory_pb2_grpc.MemoryServiceStub(self._channels[2])
+        self.metadata = (("authorization", f"Bearer {config.internal_token}"),) if config.internal_token else ()
 
     def call(self, method, request, *, timeout: float | None = None, cancel: threading.Event | None = None):
         """Call ``method`` (a stub's multi-callable), retrying UNAVAILABLE.
@@ -44,7 +45,7 @@ class ServiceClients:
         for attempt in range(self.config.unavailable_retries + 1):
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
-            future = method.future(request, timeout=timeout)
+            future = method.future(request, timeout=timeout, metadata=self.metadata)
             try:
                 while True:
                     try:

@@ -24,6 +24,9 @@ class OrchestratorConfig:
     anthropic_api_key: str
     llm_model: str
     default_user: str
+    auth_mode: str  # "trusted" (x-user-id from a gateway) or "tokens" (bearer tokens from token_file)
+    token_file: str
+    internal_token: str  # sent to codegen, sandbox and memory when set
     log_level: str
 
     @classmethod
@@ -44,5 +47,8 @@ class OrchestratorConfig:
             anthropic_api_key=env_str("ANTHROPIC_API_KEY", ""),
             llm_model=env_str("STRATEXEC_LLM_MODEL", "anthropic/claude-sonnet-4-5"),
             default_user=env_str("ORCHESTRATOR_DEFAULT_USER", "default"),
+            auth_mode=env_str("ORCHESTRATOR_AUTH", "trusted"),
+            token_file=env_str("ORCHESTRATOR_TOKEN_FILE", ""),
+            internal_token=env_str("STRATEXEC_INTERNAL_TOKEN", ""),
             log_level=env_str("LOG_LEVEL", "INFO"),
         )

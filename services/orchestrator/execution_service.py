@@ -7,11 +7,12 @@ import asyncio
 import grpc
 
 from services.common import errors
-from services.orchestrator import convert, identity, statuses
+from services.orchestrator import convert, statuses
 from services.orchestrator.clients import ServiceClients
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.db.models import utcnow
 from services.orchestrator.db.repository import Repository
+from services.orchestrator.identity import Identity
 from services.orchestrator.events import EventLog
 from services.orchestrator.params import violations, with_defaults
 from services.orchestrator.strategy_service import analyze, page_size
@@ -23,9 +24,10 @@ CANCEL_WAIT_S = 10.0
 
 
 class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
-    def __init__(self, config: OrchestratorConfig, repo: Repository, events: EventLog, runner: Runner,
-                 clients: ServiceClients):
+    def __init__(self, config: OrchestratorConfig, identity: Identity, repo: Repository, events: EventLog,
+                 runner: Runner, clients: ServiceClients):
         self.config = config
+        self.identity = identity
         self.repo = repo
         self.events = events
         self.runner = runner
@@ -36,7 +38,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         return convert.execution(row, logs)
 
     async def _owned(self, context, execution_id: str):
-        user = identity.user_of(context, self.config.default_user)
+        user = self.identity.user(context)
         if not execution_id:
             raise errors.invalid_argument("execution_id is required", [("execution_id", "must not be empty")])
         row = await asyncio.to_thread(self.repo.get_execution, execution_id, user)
@@ -45,7 +47,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         return row
 
     async def ExecuteStrategy(self, request, context):
-        user = identity.user_of(context, self.config.default_user)
+        user = self.identity.user(context)
         params = with_defaults(request.params)
         bad = violations(params)
         has_schema = request.HasField("schema") and bool(request.schema.fields)
@@ -114,7 +116,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             backtest_run_id=run.id, result=backtest_pb2.BacktestResult.FromString(run.result_pb))
 
     async def ListStrategyExecutions(self, request, context):
-        user = identity.user_of(context, self.config.default_user)
+        user = self.identity.user(context)
         try:
             rows, token = await asyncio.to_thread(self.repo.list_executions, user, request.strategy_id,
                                                   page_size(request.page_size), request.page_token)

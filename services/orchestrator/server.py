@@ -14,6 +14,7 @@ from services.orchestrator.config import OrchestratorConfig  # noqa: E402
 from services.orchestrator.db.repository import Repository  # noqa: E402
 from services.orchestrator.events import EventLog, Notifier  # noqa: E402
 from services.orchestrator.execution_service import ExecutionServicer  # noqa: E402
+from services.orchestrator.identity import Identity  # noqa: E402
 from services.orchestrator.strategy_service import StrategyServicer  # noqa: E402
 from services.orchestrator.worker import Runner  # noqa: E402
 from stratexec.orchestrator.v1 import execution_pb2, execution_pb2_grpc, strategy_pb2, strategy_pb2_grpc  # noqa: E402
@@ -31,11 +32,12 @@ async def main() -> None:
     events = EventLog(repo, Notifier(asyncio.get_running_loop()))
     clients = ServiceClients(config)
     runner = Runner(config, repo, events, clients)
+    identity = Identity(config.auth_mode, config.default_user, config.token_file)
 
     def register(server) -> None:
         execution_pb2_grpc.add_ExecutionServiceServicer_to_server(
-            ExecutionServicer(config, repo, events, runner, clients), server)
-        strategy_pb2_grpc.add_StrategyServiceServicer_to_server(StrategyServicer(config, repo, clients), server)
+            ExecutionServicer(config, identity, repo, events, runner, clients), server)
+        strategy_pb2_grpc.add_StrategyServiceServicer_to_server(StrategyServicer(config, identity, repo, clients), server)
 
     async def on_start() -> None:
         await runner.start()  # crewai was imported with the worker module: once per process
@@ -44,5 +46,5 @@ async def main() -> None:
         await runner.stop(grace=5.0)
         clients.close()
 
-    spec = ServerSpec("orchestrator", config.host, config.port, SERVICE_NAMES)
+    spec = ServerSpec("orchestrator", config.host, config.port, SERVICE_NAMES, internal=False)
     await serve(spec, register, logger, on_start=on_start, on_stop=on_stop)

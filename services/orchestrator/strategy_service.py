@@ -6,10 +6,11 @@ import asyncio
 import grpc
 
 from services.common import errors
-from services.orchestrator import convert, identity
+from services.orchestrator import convert
 from services.orchestrator.clients import ServiceClients
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.db.repository import Repository
+from services.orchestrator.identity import Identity
 from services.orchestrator.params import with_defaults
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.codegen.v1 import codegen_pb2
@@ -38,13 +39,14 @@ async def analyze(clients: ServiceClients, schema, params: backtest_pb2.Backtest
 
 
 class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
-    def __init__(self, config: OrchestratorConfig, repo: Repository, clients: ServiceClients):
+    def __init__(self, config: OrchestratorConfig, identity: Identity, repo: Repository, clients: ServiceClients):
         self.config = config
+        self.identity = identity
         self.repo = repo
         self.clients = clients
 
     async def CreateStrategy(self, request, context):
-        user = identity.user_of(context, self.config.default_user)
+        user = self.identity.user(context)
         if not request.HasField("schema") or not request.schema.fields:
             raise errors.invalid_argument("schema is required", [("schema", "a strategy graph {\"nodes\": [...]}")])
         analysis = await analyze(self.clients, request.schema, with_defaults(backtest_pb2.BacktestParams()))
@@ -53,14 +55,14 @@ class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
         return strategy_pb2.CreateStrategyResponse(strategy=convert.strategy(row))
 
     async def GetStrategy(self, request, context):
-        user = identity.user_of(context, self.config.default_user)
+        user = self.identity.user(context)
         row = await asyncio.to_thread(self.repo.get_strategy, user, request.strategy_id)
         if row is None:
             raise errors.not_found("strategy", request.strategy_id)
         return strategy_pb2.GetStrategyResponse(strategy=convert.strategy(row))
 
     async def ListStrategies(self, request, context):
-        user = identity.user_of(context, self.config.default_user)
+        user = self.identity.user(context)
         try:
             rows, token = await asyncio.to_thread(self.repo.list_strategies, user, page_size(request.page_size),
                                                   request.page_token)
