@@ -21,6 +21,7 @@ class OrchestratorConfig:
     sandbox_timeout_s: float  # deadline of a sandbox run, including its start
     unavailable_retries: int  # retries of a call that failed with UNAVAILABLE
     max_attempts: int  # starts of one execution across restarts before it fails
+    lease_seconds: float  # a running execution whose replica has not renewed it for this long is taken over
     anthropic_api_key: str
     llm_model: str
     default_user: str
@@ -44,6 +45,7 @@ class OrchestratorConfig:
             sandbox_timeout_s=env_float("ORCHESTRATOR_SANDBOX_TIMEOUT_S", 120.0),
             unavailable_retries=env_int("ORCHESTRATOR_UNAVAILABLE_RETRIES", 3),
             max_attempts=env_int("ORCHESTRATOR_MAX_ATTEMPTS", 3),
+            lease_seconds=env_float("ORCHESTRATOR_LEASE_S", 15.0),
             anthropic_api_key=env_str("ANTHROPIC_API_KEY", ""),
             llm_model=env_str("STRATEXEC_LLM_MODEL", "anthropic/claude-sonnet-4-5"),
             default_user=env_str("ORCHESTRATOR_DEFAULT_USER", "default"),

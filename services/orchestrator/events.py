@@ -33,9 +33,9 @@ class Notifier:
         self._events: dict[str, asyncio.Event] = {}
 
     def notify_threadsafe(self, execution_id: str) -> None:
-        self.loop.call_soon_threadsafe(self._notify, execution_id)
+        self.loop.call_soon_threadsafe(self.notify, execution_id)
 
-    def _notify(self, execution_id: str) -> None:
+    def notify(self, execution_id: str) -> None:
         waiter = self._events.pop(execution_id, None)
         if waiter is not None:
             waiter.set()
@@ -68,10 +68,18 @@ class EventLog:
         row_changes: dict | None = None,
         expect_status=None,
         in_tx=None,
+        guard=None,
     ):
         """Store one event (with its row changes) and wake watchers. Blocking."""
+        build = self._builder(etype, status, message, agent_step, log_line, error)
+        result = self.repo.append_event(execution_id, build, row_changes, expect_status, in_tx, guard)
+        if result is not None:
+            self.notifier.notify_threadsafe(execution_id)
+        return result
 
-        def build(seq: int):
+    @staticmethod
+    def _builder(etype, status, message, agent_step=None, log_line=None, error=None):
+        def build(execution_id: str, seq: int):
             event = execution_pb2.ExecutionEvent(
                 execution_id=execution_id, sequence=seq, time=_now_ts(), type=etype,
                 status=statuses.to_proto(status), message=message,
@@ -84,16 +92,22 @@ class EventLog:
                 event.error.CopyFrom(error)
             return execution_pb2.EventType.Name(etype), status, message, event.SerializeToString()
 
-        result = self.repo.append_event(execution_id, build, row_changes, expect_status, in_tx)
+        return build
+
+    def claim_next(self, status: str, message: str, row_changes: dict, in_tx=None):
+        """Claim the oldest queued execution, moving it to ``status`` with its event."""
+        build = self._builder(execution_pb2.EVENT_TYPE_STATUS_CHANGED, status, message)
+        result = self.repo.claim_next(build, {"status": status, **row_changes}, in_tx)
         if result is not None:
-            self.notifier.notify_threadsafe(execution_id)
+            self.notifier.notify_threadsafe(result[1].id)
+            log(logger, logging.INFO, "status", execution_id=result[1].id, status=status, detail=message)
         return result
 
     def status_change(self, execution_id: str, new_status: str, message: str, *, error=None, row_changes=None,
-                      expect_status=None, in_tx=None):
+                      expect_status=None, in_tx=None, guard=None):
         changes = {"status": new_status, **(row_changes or {})}
         result = self.append(execution_id, execution_pb2.EVENT_TYPE_STATUS_CHANGED, new_status, message,
-                             error=error, row_changes=changes, expect_status=expect_status, in_tx=in_tx)
+                             error=error, row_changes=changes, expect_status=expect_status, in_tx=in_tx, guard=guard)
         if result is not None:
             log(logger, logging.INFO, "status", execution_id=execution_id, status=new_status, detail=message)
         return result

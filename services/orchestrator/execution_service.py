@@ -90,7 +90,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         )
         if created:
             self.events.notifier.notify_threadsafe(row.id)
-            self.runner.submit(row.id)
+            self.runner.wake()
         return execution_pb2.ExecuteStrategyResponse(execution=await self._execution_pb(row))
 
     async def GetExecution(self, request, context):

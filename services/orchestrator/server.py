@@ -14,6 +14,7 @@ from services.orchestrator.config import OrchestratorConfig  # noqa: E402
 from services.orchestrator.db.repository import Repository  # noqa: E402
 from services.orchestrator.events import EventLog, Notifier  # noqa: E402
 from services.orchestrator.execution_service import ExecutionServicer  # noqa: E402
+from services.orchestrator.fanout import PgListener  # noqa: E402
 from services.orchestrator.identity import Identity  # noqa: E402
 from services.orchestrator.strategy_service import StrategyServicer  # noqa: E402
 from services.orchestrator.worker import Runner  # noqa: E402
@@ -39,10 +40,16 @@ async def main() -> None:
             ExecutionServicer(config, identity, repo, events, runner, clients), server)
         strategy_pb2_grpc.add_StrategyServiceServicer_to_server(StrategyServicer(config, identity, repo, clients), server)
 
+    listener = PgListener(config.database_url, events.notifier.notify, runner.wake) if repo.is_postgres else None
+
     async def on_start() -> None:
         await runner.start()  # crewai was imported with the worker module: once per process
+        if listener is not None:
+            listener.start()
 
     async def on_stop() -> None:
+        if listener is not None:
+            await listener.stop()
         await runner.stop(grace=5.0)
         clients.close()
 

@@ -1,16 +1,21 @@
-"""The job runner: a queue of execution ids and a pool of workers that
-claim an execution, run its crew in a thread, and record the outcome.
+"""The job runner: workers that claim queued executions, run their crews
+in threads, and record the outcome.
 
-The database is the source of truth: a job is claimed by an atomic status
-change from QUEUED, so two workers (or replicas) never run it twice, and
-on start the executions a previous process left unfinished are queued
-again (at most ``max_attempts`` starts, then FAILED).
+The database is the queue and the source of truth. A worker claims the
+oldest queued execution with an atomic status change (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL), so no execution runs twice, on this replica or
+another. A running execution holds a lease that its replica renews; when
+a replica dies (SIGKILL, a lost machine), any replica takes its
+executions over once the lease expires and queues them again, at most
+``max_attempts`` starts, then FAILED with the reason.
 """
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
+import os
+import socket
 import uuid
 
 import grpc
@@ -30,6 +35,7 @@ from services.orchestrator.events import EventLog
 from stratexec.backtest.v1 import backtest_pb2
 
 logger = logging.getLogger("orchestrator.worker")
+POLL_SECONDS = 2.0  # idle workers look for queued work at least this often
 
 
 class Runner:
@@ -38,38 +44,22 @@ class Runner:
         self.repo = repo
         self.events = events
         self.clients = clients
-        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.running: dict[str, ExecutionContext] = {}
+        self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
 
     # -- life cycle ---------------------------------------------------------
     async def start(self) -> None:
-        for row in await asyncio.to_thread(self.repo.executions_to_resume):
-            await asyncio.to_thread(self._resume, row)
+        await asyncio.to_thread(self._sweep)
         self._tasks = [asyncio.create_task(self._work(i)) for i in range(self.config.workers)]
-
-    def _resume(self, row) -> None:
-        if row.status == "QUEUED":
-            self.queue.put_nowait(row.id)
-            return
-        if row.cancel_requested:
-            self.events.status_change(row.id, "CANCELLED", "cancelled (the run was interrupted by a restart)",
-                                      row_changes={"completed_at": utcnow()}, expect_status=statuses.RUNNING)
-        elif row.attempts >= self.config.max_attempts:
-            status = errors.make_status(grpc.StatusCode.ABORTED,
-                                        f"gave up after {row.attempts} attempts interrupted by restarts",
-                                        reason="TOO_MANY_ATTEMPTS", metadata={"attempts": str(row.attempts)})
-            self.events.status_change(row.id, "FAILED", status.message, error=status, expect_status=statuses.RUNNING,
-                                      row_changes=self._error_changes(status))
-        else:
-            self.events.status_change(row.id, "QUEUED", f"re-queued after a restart (attempt {row.attempts + 1} next)",
-                                      expect_status=statuses.RUNNING)
-            self.queue.put_nowait(row.id)
+        self._tasks.append(asyncio.create_task(self._keep_leases()))
 
     async def stop(self, grace: float) -> None:
-        """Interrupt running crews; their executions stay non-terminal and resume on the next start."""
+        """Interrupt running crews; their executions stay non-terminal and resume once their lease expires."""
         self._stopping = True
+        self._wake.set()
         for ctx in self.running.values():
             ctx.cancel.set()
         if self._tasks:
@@ -77,8 +67,9 @@ class Runner:
         for task in self._tasks:
             task.cancel()
 
-    def submit(self, execution_id: str) -> None:
-        self.queue.put_nowait(execution_id)
+    def wake(self) -> None:
+        """Work may be waiting (a new execution here, or a NOTIFY from another replica)."""
+        self._wake.set()
 
     def cancel_running(self, execution_id: str) -> bool:
         ctx = self.running.get(execution_id)
@@ -87,38 +78,88 @@ class Runner:
         ctx.cancel.set()
         return True
 
+    # -- leases: a replica that dies stops renewing; its executions are taken over ----
+    async def _keep_leases(self) -> None:
+        period = max(self.config.lease_seconds / 3, 0.2)
+        while not self._stopping:
+            await asyncio.sleep(period)
+            try:
+                ids = list(self.running)
+                await asyncio.to_thread(self.repo.heartbeat, self.worker_id, ids)
+                for execution_id in await asyncio.to_thread(self.repo.cancel_requested, ids):
+                    self.cancel_running(execution_id)  # cancelled through another replica
+                await asyncio.to_thread(self._sweep)
+            except Exception:
+                logger.exception("lease upkeep failed")
+
+    def _sweep(self) -> None:
+        """Take over executions whose replica stopped renewing its lease."""
+        for row in self.repo.abandoned(self.config.lease_seconds):
+            if row.id not in self.running:
+                self._recover(row)
+
+    def _recover(self, row) -> None:
+        cutoff = utcnow() - dt.timedelta(seconds=self.config.lease_seconds)
+
+        def still_abandoned(current) -> bool:
+            beat = current.heartbeat_at
+            if beat is not None and beat.tzinfo is None:
+                beat = beat.replace(tzinfo=dt.timezone.utc)
+            return beat is None or beat < cutoff
+
+        common = {"expect_status": statuses.RUNNING, "guard": still_abandoned}
+        if row.cancel_requested:
+            self.events.status_change(row.id, "CANCELLED", "cancelled (its run was interrupted)",
+                                      row_changes={"completed_at": utcnow()}, **common)
+        elif row.attempts >= self.config.max_attempts:
+            status = errors.make_status(grpc.StatusCode.ABORTED,
+                                        f"gave up after {row.attempts} attempts, each interrupted before it finished",
+                                        reason="TOO_MANY_ATTEMPTS", metadata={"attempts": str(row.attempts)})
+            self.events.status_change(row.id, "FAILED", status.message, error=status,
+                                      row_changes=self._error_changes(status), **common)
+        elif self.events.status_change(row.id, "QUEUED", f"re-queued: its worker stopped (attempt {row.attempts + 1} next)",
+                                       row_changes={"worker_id": None, "heartbeat_at": None}, **common):
+            self.wake()
+
     # -- one execution ------------------------------------------------------
     async def _work(self, index: int) -> None:
         while not self._stopping:
-            execution_id = await self.queue.get()
-            token = execution_id_var.set(execution_id)
+            self._wake.clear()
+            claimed = await asyncio.to_thread(
+                self.events.claim_next, "ANALYZING", "analyzing the strategy",
+                {"worker_id": self.worker_id, "heartbeat_at": utcnow()},
+                lambda _s, row: {"attempts": (row.attempts or 0) + 1, "started_at": row.started_at or utcnow()},
+            )
+            if claimed is None:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            row = claimed[1]
+            self._wake.set()  # there may be more: let an idle worker look
+            token = execution_id_var.set(row.id)
             try:
-                await self._run(execution_id)
+                await self._run(row)
             except Exception:
-                logger.exception("execution %s crashed the worker", execution_id)
+                logger.exception("execution %s crashed the worker", row.id)
             finally:
                 execution_id_var.reset(token)
 
-    async def _run(self, execution_id: str) -> None:
-        claimed = await asyncio.to_thread(
-            self.events.status_change, execution_id, "ANALYZING", "analyzing the strategy",
-            expect_status=["QUEUED"],
-            in_tx=lambda _s, row: {"attempts": (row.attempts or 0) + 1, "started_at": row.started_at or utcnow()},
-        )
-        if claimed is None:
-            return  # cancelled while queued, or taken by another worker
-        row = claimed[1]
+    async def _run(self, row) -> None:
         strategy = await asyncio.to_thread(self.repo.get_strategy, row.user_id, row.strategy_id)
         ctx = ExecutionContext(
-            execution_id=execution_id, user_id=row.user_id, schema=strategy.schema_json,
+            execution_id=row.id, user_id=row.user_id, schema=strategy.schema_json,
             params=backtest_pb2.BacktestParams.FromString(row.params_pb), clients=self.clients,
             events=self.events, save_code=self.repo.save_code,
         )
-        self.running[execution_id] = ctx
+        if row.cancel_requested:
+            ctx.cancel.set()
+        self.running[row.id] = ctx
         try:
             llm_used = await asyncio.to_thread(self._run_crew, ctx)
         finally:
-            self.running.pop(execution_id, None)
+            self.running.pop(row.id, None)
         await asyncio.to_thread(self._finish, ctx, llm_used)
 
     def _run_crew(self, ctx: ExecutionContext) -> str:
@@ -157,7 +198,8 @@ class Runner:
         self.repo.set_insights(ctx.execution_id, self._insights(ctx, llm))
         eid = ctx.execution_id
         if self._stopping and ctx.cancel.is_set():
-            self.events.log_line(eid, ctx.status, "warning", "orchestrator", "interrupted by shutdown; resumes on restart")
+            self.events.log_line(eid, ctx.status, "warning", "orchestrator",
+                                 "interrupted by a shutdown; another worker takes it over when the lease expires")
             return
         if ctx.cancel.is_set():
             self.events.status_change(eid, "CANCELLED", "cancelled", expect_status=statuses.RUNNING,

@@ -13,7 +13,7 @@ def first_event(row, seq):
 
 
 def event(n):
-    return lambda seq: ("EVENT_TYPE_LOG", "ANALYZING", f"line {n}", f"event-{seq}".encode())
+    return lambda execution_id, seq: ("EVENT_TYPE_LOG", "ANALYZING", f"line {n}", f"event-{seq}".encode())
 
 
 def new_execution(repo: Repository, request_id: str = "", user: str = "alice"):

@@ -12,7 +12,7 @@ import threading
 import uuid
 from typing import Callable, Iterable
 
-from sqlalchemy import create_engine, event, select, update
+from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -133,6 +133,7 @@ class Repository:
                 s.add(row)
                 s.flush()
                 etype, status, message, event_pb = first_event(row, 1)
+                self._notify_in_tx(s, "stratexec_jobs", row.id)
                 s.add(ExecutionEvent(execution_id=row.id, sequence=1, type=etype, status=status, message=message,
                                      event_pb=event_pb, created_at=utcnow()))
             return row, True
@@ -156,17 +157,6 @@ class Repository:
             if strategy_id:
                 query = query.where(StrategyExecution.strategy_id == strategy_id)
             return self._page(s, query, StrategyExecution, limit, token)
-
-    def executions_to_resume(self) -> list[StrategyExecution]:
-        """Executions that a previous process left unfinished, oldest first."""
-        with self.sessions() as s:
-            return list(
-                s.scalars(
-                    select(StrategyExecution)
-                    .where(StrategyExecution.status.not_in(TERMINAL))
-                    .order_by(StrategyExecution.created_at)
-                )
-            )
 
     def save_code(self, execution_id: str, code: str, sha256: str) -> None:
         with self.sessions.begin() as s:
@@ -200,42 +190,111 @@ class Repository:
         row_changes: dict | None = None,
         expect_status: Iterable[str] | None = None,
         in_tx: Callable[[Session, StrategyExecution], dict | None] | None = None,
+        guard: Callable[[StrategyExecution], bool] | None = None,
     ) -> tuple[int, StrategyExecution] | None:
         """Append one event and apply ``row_changes`` to the execution, atomically.
 
-        ``build(sequence)`` returns (type, status, message, event_pb). With
+        ``build(execution_id, sequence)`` returns (type, status, message, event_pb). With
         ``expect_status``, nothing happens (None) unless the execution's
-        current status is one of them: that is how a worker claims a job and
-        how a cancel and a completion never both win.
+        current status is one of them: that is how a cancel and a completion
+        never both win.
         """
+
+        def pick(s: Session):
+            row = s.get(StrategyExecution, execution_id, with_for_update=True)
+            if row is None or (expect_status is not None and row.status not in tuple(expect_status)):
+                return None
+            if guard is not None and not guard(row):
+                return None
+            return row
+
+        return self._append(pick, build, row_changes, in_tx)
+
+    def claim_next(self, build, row_changes: dict, in_tx=None) -> tuple[int, StrategyExecution] | None:
+        """Claim the oldest QUEUED execution no other worker holds, with its event.
+
+        ``FOR UPDATE SKIP LOCKED`` on PostgreSQL: replicas claiming at once
+        each get a different execution and never wait on each other.
+        """
+
+        def pick(s: Session):
+            return s.scalars(
+                select(StrategyExecution)
+                .where(StrategyExecution.status == "QUEUED")
+                .order_by(StrategyExecution.created_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+
+        return self._append(pick, build, row_changes, in_tx)
+
+    def _append(self, pick, build, row_changes, in_tx):
         with self._append_lock:
             for _ in range(5):
                 try:
                     with self.sessions.begin() as s:
-                        row = s.get(StrategyExecution, execution_id, with_for_update=True)
+                        row = pick(s)
                         if row is None:
-                            return None
-                        if expect_status is not None and row.status not in tuple(expect_status):
                             return None
                         last = s.scalar(
                             select(ExecutionEvent.sequence)
-                            .where(ExecutionEvent.execution_id == execution_id)
+                            .where(ExecutionEvent.execution_id == row.id)
                             .order_by(ExecutionEvent.sequence.desc())
                             .limit(1)
                         ) or 0
                         seq = last + 1
-                        etype, status, message, event_pb = build(seq)
-                        s.add(ExecutionEvent(execution_id=execution_id, sequence=seq, type=etype, status=status,
+                        etype, status, message, event_pb = build(row.id, seq)
+                        s.add(ExecutionEvent(execution_id=row.id, sequence=seq, type=etype, status=status,
                                              message=message, event_pb=event_pb, created_at=utcnow()))
                         changes = dict(row_changes or {})
                         if in_tx is not None:
                             changes.update(in_tx(s, row) or {})
                         for key, value in changes.items():
                             setattr(row, key, value)
+                        self._notify_in_tx(s, "stratexec_events", row.id)
                     return seq, row
                 except IntegrityError:  # another replica took this sequence number: take the next
                     continue
-        raise RuntimeError(f"could not append an event to {execution_id}")
+        raise RuntimeError("could not append an event")
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def _notify_in_tx(self, s: Session, channel: str, payload: str) -> None:
+        """PostgreSQL delivers it at commit to every replica that LISTENs."""
+        if self.is_postgres:
+            s.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
+
+    def notify_jobs(self) -> None:
+        if self.is_postgres:
+            with self.sessions.begin() as s:
+                self._notify_in_tx(s, "stratexec_jobs", "queued")
+
+    def heartbeat(self, worker_id: str, execution_ids: list[str]) -> None:
+        if not execution_ids:
+            return
+        with self.sessions.begin() as s:
+            s.execute(update(StrategyExecution)
+                      .where(StrategyExecution.id.in_(execution_ids), StrategyExecution.worker_id == worker_id)
+                      .values(heartbeat_at=utcnow()))
+
+    def cancel_requested(self, execution_ids: list[str]) -> set[str]:
+        if not execution_ids:
+            return set()
+        with self.sessions() as s:
+            return set(s.scalars(select(StrategyExecution.id).where(
+                StrategyExecution.id.in_(execution_ids), StrategyExecution.cancel_requested == 1)))
+
+    def abandoned(self, lease_seconds: float) -> list[StrategyExecution]:
+        """Running executions whose replica stopped renewing its lease (it died)."""
+        cutoff = utcnow() - dt.timedelta(seconds=lease_seconds)
+        with self.sessions() as s:
+            return list(s.scalars(
+                select(StrategyExecution)
+                .where(StrategyExecution.status.in_(("ANALYZING", "GENERATING_CODE", "EXECUTING")),
+                       (StrategyExecution.heartbeat_at.is_(None)) | (StrategyExecution.heartbeat_at < cutoff))
+                .order_by(StrategyExecution.created_at)))
 
     def events_after(self, execution_id: str, after: int, limit: int = 500) -> list[ExecutionEvent]:
         with self.sessions() as s:

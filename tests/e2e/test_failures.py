@@ -1,0 +1,69 @@
+"""Work survives trouble: an orchestrator killed mid-execution resumes its
+executions after a restart, and an execution completes when the memory
+service is down (with a warning in its event log)."""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from services.stack import start_service, start_stack
+from stratexec.orchestrator.v1 import execution_pb2
+from stratexec_cli.client import Client
+from tests.e2e.conftest import EXAMPLE, btc_2024
+
+S = execution_pb2
+TERMINAL = {S.EXECUTION_STATUS_COMPLETED, S.EXECUTION_STATUS_FAILED, S.EXECUTION_STATUS_CANCELLED}
+
+
+@pytest.fixture(scope="module")
+def own_stack(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("failures")
+    services = start_stack(run_dir, env={"ORCHESTRATOR_LEASE_S": "2"})
+    services["run_dir"] = run_dir
+    yield services
+    for name in ("orchestrator", "memory", "sandbox", "codegen"):
+        services[name].stop()
+
+
+def wait_for_status(client: Client, execution_id: str, status: int) -> None:
+    for event in client.watch(execution_id):
+        if event.status == status:
+            return
+    raise AssertionError(f"{execution_id} never reached {S.ExecutionStatus.Name(status)}")
+
+
+def test_executions_interrupted_by_sigkill_finish_after_a_restart(own_stack):
+    client = Client(own_stack["orchestrator"].address)
+    ids = [client.execute(EXAMPLE, btc_2024()).id for _ in range(3)]
+    wait_for_status(client, ids[0], S.EXECUTION_STATUS_EXECUTING)  # the first one is inside the sandbox now
+
+    os.killpg(own_stack["orchestrator"].proc.pid, signal.SIGKILL)
+    own_stack["orchestrator"].proc.wait()
+    env = {f"{n.upper()}_ADDR": own_stack[n].address for n in ("codegen", "sandbox", "memory")}
+    env["ORCHESTRATOR_LEASE_S"] = "2"
+    own_stack["orchestrator"] = start_service("orchestrator", own_stack["run_dir"], 0, env)
+
+    client = Client(own_stack["orchestrator"].address)
+    finals = {i: [e for e in client.watch(i)] for i in ids}
+    for execution_id, events in finals.items():
+        assert events[-1].status == S.EXECUTION_STATUS_COMPLETED, execution_id
+        assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    requeued = [e for e in finals[ids[0]] if e.type == S.EVENT_TYPE_STATUS_CHANGED and e.message.startswith("re-queued")]
+    assert len(requeued) == 1
+    assert client.get(ids[0]).backtest_run_id
+
+
+def test_an_execution_completes_when_memory_is_down(own_stack):
+    own_stack["memory"].stop()
+    client = Client(own_stack["orchestrator"].address)
+
+    execution = client.execute(EXAMPLE, btc_2024())
+    events = list(client.watch(execution.id))
+
+    assert events[-1].status == S.EXECUTION_STATUS_COMPLETED
+    warnings = [e.log.message for e in events if e.type == S.EVENT_TYPE_LOG and e.log.level == "warning"]
+    assert any("memory unavailable, searching skipped" in w for w in warnings)
+    assert any("memory unavailable, pattern not stored" in w for w in warnings)
+    assert client.get(execution.id).agent_insights["memory_stored"] is False
