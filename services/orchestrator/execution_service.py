@@ -21,6 +21,7 @@ from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2, execution_pb2_grpc
 
 CANCEL_WAIT_S = 10.0
+MAX_REQUEST_BYTES = 256 * 1024  # a strategy graph is a few KB; anything this large is a mistake
 
 
 class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
@@ -48,6 +49,11 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
 
     async def ExecuteStrategy(self, request, context):
         user = self.identity.user(context)
+        if request.ByteSize() > MAX_REQUEST_BYTES:
+            raise errors.invalid_argument(
+                f"the request is {request.ByteSize()} bytes; the limit is {MAX_REQUEST_BYTES}",
+                [("schema", f"a strategy graph must serialise to less than {MAX_REQUEST_BYTES} bytes")],
+                reason="REQUEST_TOO_LARGE")
         params = with_defaults(request.params)
         bad = violations(params)
         has_schema = request.HasField("schema") and bool(request.schema.fields)

@@ -1,0 +1,63 @@
+"""Bad input is refused up front with field violations, and nothing is
+half-stored: every case below leaves the caller's execution list as it was."""
+from __future__ import annotations
+
+import copy
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+
+from stratexec.backtest.v1 import backtest_pb2
+from stratexec_cli.client import Client, ClientError
+from tests.e2e.conftest import EXAMPLE
+
+USER = "bad-input-tester"
+
+
+def params(**fields) -> backtest_pb2.BacktestParams:
+    base = dict(symbols=["BTC"], start_date="2024-01-01", end_date="2024-12-31")
+    base.update(fields)
+    return backtest_pb2.BacktestParams(**base)
+
+
+def example_with(node_changes: dict) -> dict:
+    schema = copy.deepcopy(EXAMPLE)
+    schema["nodes"][0].update(node_changes)
+    return schema
+
+
+CASES = {
+    "malformed schema": ({"edges": "not a graph"}, params(), "nodes"),
+    "unknown node type": (example_with({"type": "teleport"}), params(), "entry"),
+    "unsupported rule": (example_with({"meta": {"rules": ["Buy when Mercury is in retrograde"]}}), params(), "entry"),
+    "end before start": (EXAMPLE, params(start_date="2024-06-01", end_date="2024-01-01"), "params.end_date"),
+    "capital not positive": (EXAMPLE, params(initial_capital=0), "params.initial_capital"),
+    "negative fees": (EXAMPLE, params(fees=-0.01), "params.fees"),
+    "fees of 100%": (EXAMPLE, params(fees=1.0), "params.fees"),
+    "slippage of 100%": (EXAMPLE, params(slippage=1.5), "params.slippage"),
+    "zero exposure": (EXAMPLE, params(exposure=0), "params.exposure"),
+    "exposure over 1": (EXAMPLE, params(exposure=1.5), "params.exposure"),
+    "unsupported timeframe": (EXAMPLE, params(timeframe="7m"), "params.timeframe"),
+    "not a date": (EXAMPLE, params(start_date="yesterday"), "params.start_date"),
+    "oversized request": ({"nodes": [{"id": f"n{i}", "type": "entry_condition",
+                                      "meta": {"rules": ["x" * 1000]}} for i in range(300)]}, params(), "schema"),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_input_is_invalid_argument_with_a_field_violation_and_nothing_is_stored(orchestrator_addr, case):
+    schema, bad_params, mentioned = CASES[case]
+    client = Client(orchestrator_addr, user=USER)
+    before = [e.id for e in client.list(page_size=500).executions]
+
+    with pytest.raises(ClientError) as failure:
+        client.execute(schema, bad_params)
+
+    status = failure.value.status
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0], status.message
+    bad = error_details_pb2.BadRequest()
+    assert any(d.Unpack(bad) for d in status.details if d.Is(bad.DESCRIPTOR)), "no BadRequest detail"
+    described = " ".join(f"{v.field} {v.description}" for v in bad.field_violations)
+    assert mentioned in described, described
+    assert [e.id for e in client.list(page_size=500).executions] == before
