@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install proto up down status demo test bench clean
+.PHONY: install proto lint-proto up down status demo test bench clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,14 @@ $(VENV)/.installed: requirements.in constraints.txt pyproject.toml
 proto: install
 	$(PY) scripts/gen_protos.py
 
+node_modules/.installed: package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	touch $@
+
+lint-proto: node_modules/.installed
+	node_modules/.bin/buf lint
+	node_modules/.bin/buf format --diff --exit-code
+
 up: proto
 	$(PY) -m services.stack up --run-dir $(RUN_DIR)
 
@@ -35,7 +43,7 @@ status:
 demo: up
 	$(PY) -m stratexec_cli.demo
 
-test: proto
+test: proto node_modules/.installed
 	$(PY) -m pytest
 
 clean: down

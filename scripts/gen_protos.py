@@ -9,7 +9,6 @@ import pathlib
 import shutil
 import sys
 
-import google.rpc
 import grpc_tools
 from grpc_tools import protoc
 
@@ -21,7 +20,7 @@ OUT = ROOT / "gen" / "python"
 def main() -> int:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
-    googleapis = pathlib.Path(google.rpc.__path__[0]).parent.parent  # has google/rpc/*.proto
+    googleapis = ROOT / "third_party" / "googleapis"  # google/rpc/status.proto; its Python is googleapis-common-protos
     well_known = pathlib.Path(grpc_tools.__file__).parent / "_proto"
     files = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     args = [
