@@ -18,7 +18,7 @@ def periods_per_year(index: pd.DatetimeIndex) -> int:
     calendars, 52 for weekly bars."""
     if len(index) > 1 and (index[1:] - index[:-1]).min() >= pd.Timedelta(days=6):
         return 52
-    return 365 if any(ts.dayofweek >= 5 for ts in index) else 252
+    return 365 if any(ts.day_of_week >= 5 for ts in index) else 252
 
 
 def total_return_pct(v_start: float, v_end: float) -> float:

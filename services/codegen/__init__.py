@@ -1,0 +1,1 @@
+"""The codegen service: strategy schema -> analysis -> standalone VectorBT script."""

@@ -1,0 +1,368 @@
+"""Strategy schema + backtest params -> analysis: what every node means.
+
+The analysis is the single source of truth for the generated script
+(emit.py) and for the AnalyzeStrategy answer: every rule either becomes a
+typed condition here or the whole strategy is rejected with INVALID_ARGUMENT
+naming the node, the rule and the closest supported phrasing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from decimal import Decimal
+from typing import Any
+
+from services.codegen import params as params_mod
+from services.codegen import schema as schema_mod
+from services.codegen.grammar import RuleError, combine, num, parse_condition, parse_rule
+from services.codegen.grammar import indicators as ind
+from services.codegen.grammar.ir import AT_CLOSE, Condition, Series
+from services.common import errors
+from stratexec.codegen.v1 import codegen_pb2
+
+SIDE = {"entry_condition": "entry", "exit_condition": "exit", "filter": "filter"}
+ACTION = {"entry_condition": "Enter when", "exit_condition": "Exit when", "filter": "Only enter when"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RulePlan:
+    text: str  # the rule as written (or the structured condition as JSON)
+    field: str  # where it sits in the schema: nodes[0].meta.rules[0]
+    condition: Condition
+    structured: bool = False  # from meta.conditions (text is its JSON)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConditionNode:
+    node_id: str
+    node_type: str  # entry_condition | exit_condition | filter
+    combine: str  # all | any
+    rules: tuple[RulePlan, ...]
+
+    @property
+    def condition(self) -> Condition:
+        return combine(self.combine, [r.condition for r in self.rules])
+
+
+@dataclasses.dataclass(frozen=True)
+class Stop:
+    node_id: str
+    node_type: str  # take_profit | stop_loss | trailing_stop
+    pct: Decimal | None = None  # percent of the entry price (or of the peak for a trailing stop)
+    atr_multiple: Decimal | None = None
+    atr_window: int = 14
+
+    @property
+    def fraction(self) -> str:
+        return num(self.pct / 100)
+
+    @property
+    def atr(self) -> Series:
+        return ind.atr(self.atr_window)
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleInfo:
+    node_id: str
+    node_type: str
+    rule: str
+    interpretation: str
+    formula: str
+
+
+@dataclasses.dataclass
+class Analysis:
+    params: params_mod.Params
+    condition_nodes: list[ConditionNode]
+    take_profit: Stop | None = None
+    stop_loss: Stop | None = None
+    trailing_stop: Stop | None = None
+    time_exit: tuple[str, int] | None = None  # (node id, max bars)
+    sizing_node: str | None = None
+    sizing: str = "percent"
+    exposure: float = 1.0
+    rules: list[RuleInfo] = dataclasses.field(default_factory=list)
+    indicators: list[str] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    summary: str = ""
+
+    def nodes_of(self, node_type: str) -> list[ConditionNode]:
+        return [n for n in self.condition_nodes if n.node_type == node_type]
+
+    def to_proto(self) -> codegen_pb2.StrategyAnalysis:
+        return codegen_pb2.StrategyAnalysis(
+            rules=[codegen_pb2.RuleInterpretation(**dataclasses.asdict(r)) for r in self.rules],
+            indicators=self.indicators,
+            symbols=list(self.params.symbols),
+            timeframe=self.params.timeframe,
+            warnings=self.warnings,
+            summary=self.summary,
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Struct numbers arrive as floats: 20.0 -> 20, recursively."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _dec(value: float | int) -> Decimal:
+    return Decimal(str(value)).normalize()
+
+
+def analyze(doc: Any, params) -> Analysis:
+    """Check the schema and the params, then interpret every node."""
+    doc = _plain(schema_mod.validate(doc))
+    p = params_mod.resolve(params)
+    analysis = Analysis(params=p, condition_nodes=[], sizing=p.position_sizing, exposure=p.exposure)
+    problems: list[tuple[str, str]] = []
+    first_problem: dict[str, str] = {}
+
+    for i, node in enumerate(doc["nodes"]):
+        node_id, node_type, meta = node["id"], node["type"], node["meta"]
+        if node_type in SIDE:
+            plans: list[RulePlan] = []
+            for j, text in enumerate(meta.get("rules", [])):
+                field = f"nodes[{i}].meta.rules[{j}]"
+                try:
+                    condition, notes = parse_rule(text, SIDE[node_type], p.timeframe)
+                except RuleError as exc:
+                    problems.append((field, f"node '{node_id}': rule \"{text}\" is not understood: {exc.reason}. "
+                                            f"Closest supported phrasing: \"{exc.suggestion}\""))
+                    first_problem = first_problem or {"node_id": node_id, "rule": text, "suggestion": exc.suggestion}
+                    continue
+                analysis.warnings.extend(f"node '{node_id}': {note}" for note in notes)
+                plans.append(RulePlan(text, field, condition))
+            for j, spec in enumerate(meta.get("conditions", [])):
+                field = f"nodes[{i}].meta.conditions[{j}]"
+                text = json.dumps(spec, sort_keys=True)
+                try:
+                    condition = parse_condition(spec)
+                except RuleError as exc:
+                    problems.append((field, f"node '{node_id}': condition {text} is not valid: {exc.reason}"))
+                    first_problem = first_problem or {"node_id": node_id, "rule": text}
+                    continue
+                plans.append(RulePlan(text, field, condition, structured=True))
+            analysis.condition_nodes.append(ConditionNode(node_id, node_type, meta.get("combine", "all"), tuple(plans)))
+        elif node_type == "take_profit":
+            analysis.take_profit = Stop(node_id, node_type, pct=_dec(meta["target_pct"]))
+        elif node_type in ("stop_loss", "trailing_stop"):
+            pct = meta.get("stop_pct", meta.get("trail_pct"))
+            stop = Stop(
+                node_id, node_type,
+                pct=_dec(pct) if pct is not None else None,
+                atr_multiple=_dec(meta["atr_multiple"]) if "atr_multiple" in meta else None,
+                atr_window=int(meta.get("atr_window", 14)),
+            )
+            setattr(analysis, node_type, stop)
+        elif node_type == "time_exit":
+            analysis.time_exit = (node_id, int(meta["max_bars"]))
+        elif node_type == "position_sizing":
+            analysis.sizing_node = node_id
+            analysis.sizing = meta.get("method", analysis.sizing)
+            analysis.exposure = float(meta.get("exposure", analysis.exposure))
+
+    problems.extend(_stop_conflicts(analysis, doc))
+    if problems:
+        count = len(problems)
+        raise errors.invalid_argument(
+            problems[0][1] if count == 1 else f"{count} problems in the strategy; the first: {problems[0][1]}",
+            problems,
+            reason="RULE_NOT_UNDERSTOOD" if first_problem else "STRATEGY_INVALID",
+            **first_problem,
+        )
+    _interpret(analysis, doc)
+    return analysis
+
+
+def _stop_conflicts(a: Analysis, doc: dict) -> list[tuple[str, str]]:
+    """vectorbt has one stop-loss slot; a fixed and a trailing stop share it only when that is exact."""
+    if a.stop_loss is None or a.trailing_stop is None:
+        return []
+    index = next(i for i, n in enumerate(doc["nodes"]) if n["id"] == a.trailing_stop.node_id)
+    sl, ts = a.stop_loss, a.trailing_stop
+    if sl.pct is not None and ts.pct is not None and ts.pct <= sl.pct:
+        return []  # the trailing level never sits below the fixed one: the fixed stop can never fire first
+    return [(
+        f"nodes[{index}].meta",
+        f"node '{ts.node_id}': a trailing stop together with the stop loss of node '{sl.node_id}' is supported only when "
+        f"both are percentages and the trailing stop is not wider than the stop loss (then the stop loss can never fire first)",
+    )]
+
+
+def _stop_words(stop: Stop) -> tuple[str, str, str]:
+    """(rule, interpretation, formula) of a stop node."""
+    if stop.node_type == "take_profit":
+        return (
+            f"target_pct: {num(stop.pct)}",
+            f"Take profit: exit when the price reaches {num(stop.pct)}% above the entry price (the entry bar's close), "
+            f"checked intrabar on each later bar's high; the exit fills at that level (at the open when the bar opens "
+            f"above it), less slippage.",
+            f"exit when high >= entry_close * {num(1 + stop.pct / 100)}",
+        )
+    if stop.node_type == "stop_loss":
+        if stop.pct is not None:
+            return (
+                f"stop_pct: {num(stop.pct)}",
+                f"Stop loss: exit when the price falls {num(stop.pct)}% below the entry price (the entry bar's close), "
+                f"checked intrabar on each later bar's low; the exit fills at that level (at the open when the bar opens "
+                f"below it), less slippage. When a bar reaches both the stop and the target, the stop is assumed first.",
+                f"exit when low <= entry_close * {num(1 - stop.pct / 100)}",
+            )
+        return (
+            f"atr_multiple: {num(stop.atr_multiple)}, atr_window: {stop.atr_window}",
+            f"Stop loss: exit when the price falls {num(stop.atr_multiple)} x ATR({stop.atr_window}) (Wilder) below the "
+            f"entry bar's close, with the ATR of the entry bar; checked intrabar on the low. Entries wait until the ATR "
+            f"exists.",
+            f"exit when low <= entry_close - {num(stop.atr_multiple)} * ATR({stop.atr_window})[entry]",
+        )
+    if stop.pct is not None:
+        return (
+            f"trail_pct: {num(stop.pct)}",
+            f"Trailing stop: exit when the price falls {num(stop.pct)}% below the highest price since the entry "
+            f"(the entry bar's close, then the high of each completed bar), checked intrabar on the low; the exit "
+            f"fills at that level (at the open when the bar opens below it), less slippage.",
+            f"exit when low[t] <= max(entry_close, high[entry+1..t-1]) * {num(1 - stop.pct / 100)}",
+        )
+    return (
+        f"atr_multiple: {num(stop.atr_multiple)}, atr_window: {stop.atr_window}",
+        f"Trailing stop: trail {num(stop.atr_multiple)} x ATR({stop.atr_window}) of the entry bar, fixed as a fraction "
+        f"of the entry close, below the highest price since the entry; checked intrabar on the low.",
+        f"exit when low <= peak * (1 - {num(stop.atr_multiple)} * ATR({stop.atr_window})[entry] / entry_close)",
+    )
+
+
+def _interpret(a: Analysis, doc: dict) -> None:
+    p = a.params
+    by_id = {n.node_id: n for n in a.condition_nodes}
+    stops = {s.node_id: s for s in (a.take_profit, a.stop_loss, a.trailing_stop) if s is not None}
+    seen: dict[str, None] = {}
+    longest: tuple[int, str] = (0, "")
+
+    def note_series(series_list: list[Series]) -> None:
+        nonlocal longest
+        for s in series_list:
+            if s.is_indicator and s.label not in seen:
+                seen[s.label] = None
+            if s.warmup > longest[0]:
+                longest = (s.warmup, s.label)
+
+    for node in doc["nodes"]:
+        nid, ntype = node["id"], node["type"]
+        if nid in by_id:
+            cn = by_id[nid]
+            for plan in cn.rules:
+                words = plan.condition.words()
+                a.rules.append(RuleInfo(nid, ntype, plan.text, f"{ACTION[ntype]} {words}, at the close of the bar.",
+                                        plan.condition.full_formula()))
+                note_series(plan.condition.series_needed())
+            if len(cn.rules) > 1:
+                joiner = " and " if cn.combine == "all" else " or "
+                a.rules.append(RuleInfo(
+                    nid, ntype, f"combine: {cn.combine}",
+                    f"The node's {len(cn.rules)} rules combine with '{cn.combine}': "
+                    f"{'every rule must hold' if cn.combine == 'all' else 'any one rule is enough'} on the same bar.",
+                    joiner.join(f"({r.condition.formula()})" for r in cn.rules) + AT_CLOSE,
+                ))
+        elif nid in stops:
+            stop = stops[nid]
+            rule, words, formula = _stop_words(stop)
+            a.rules.append(RuleInfo(nid, ntype, rule, words, formula))
+            if stop.atr_multiple is not None:
+                note_series(list(stop.atr.walk()))
+        elif ntype == "time_exit":
+            bars = a.time_exit[1]
+            a.rules.append(RuleInfo(
+                nid, ntype, f"max_bars: {bars}",
+                f"Time exit: a position still open {bars} bars after its entry bar is closed at that bar's close.",
+                f"exit at the close of bar entry_bar + {bars} if still open",
+            ))
+        elif ntype == "position_sizing":
+            a.rules.append(RuleInfo(nid, ntype, json.dumps(node["meta"], sort_keys=True), _sizing_words(a), _sizing_formula(a)))
+
+    a.indicators = list(seen)
+    _warn(a, longest)
+    a.summary = _summary(a)
+
+
+def _sizing_words(a: Analysis) -> str:
+    pct = num(_dec(a.exposure) * 100)
+    n = len(a.params.symbols)
+    if a.sizing == "equal" and n > 1:
+        return (f"Position sizing: equal weights in one portfolio with shared cash; each entry buys {pct}% of the "
+                f"initial capital / {n} symbols worth (less when the shared cash runs short).")
+    shared = " (one portfolio with shared cash)" if n > 1 else ""
+    return f"Position sizing: each entry invests {pct}% of the cash available{shared}."
+
+
+def _sizing_formula(a: Analysis) -> str:
+    if a.sizing == "equal" and len(a.params.symbols) > 1:
+        return f"size = {num(_dec(a.exposure))} * initial_capital / {len(a.params.symbols)} in value per entry"
+    return f"size = {num(_dec(a.exposure))} * available cash"
+
+
+def _warn(a: Analysis, longest: tuple[int, str]) -> None:
+    p = a.params
+    bars = p.max_bars()
+    warmup, label = longest
+    if warmup >= bars:
+        a.warnings.append(
+            f"{label} needs {warmup + 1} bars of history but {p.start_date}..{p.end_date} holds at most {bars} {p.bar_words} "
+            f"bars: it never has a value there, so its rules never fire (indicators use prices inside the date range only)"
+        )
+    elif warmup > 0:
+        a.warnings.append(
+            f"indicators use prices inside the date range only: no signal can fire in the first {warmup} bars "
+            f"({label} needs {warmup + 1} bars)"
+        )
+    tp, sl = a.take_profit, a.stop_loss
+    if tp is not None and sl is not None and sl.pct is not None and sl.pct > tp.pct:
+        a.warnings.append(f"the stop loss ({num(sl.pct)}%) is wider than the take profit ({num(tp.pct)}%)")
+    if a.stop_loss is not None and a.trailing_stop is not None:
+        a.warnings.append(
+            f"the trailing stop ({num(a.trailing_stop.pct)}%) is never wider than the stop loss ({num(a.stop_loss.pct)}%), "
+            f"so the stop loss can never fire first: only the trailing stop is set"
+        )
+    if not (a.nodes_of("exit_condition") or tp or sl or a.trailing_stop or a.time_exit):
+        a.warnings.append("nothing closes a position (no exit_condition, take_profit, stop_loss, trailing_stop or time_exit): a trade stays open to the end")
+    if a.sizing_node and (a.sizing != p.position_sizing or a.exposure != p.exposure):
+        a.warnings.append(
+            f"node '{a.sizing_node}' (position_sizing) overrides the request's position_sizing={p.position_sizing}, "
+            f"exposure={num(_dec(p.exposure))} with {a.sizing}, exposure={num(_dec(a.exposure))}"
+        )
+    if a.sizing == "equal" and len(p.symbols) == 1:
+        a.warnings.append("position_sizing 'equal' with one symbol is the same as 'percent'")
+
+
+def _either(conditions: list[Condition]) -> str:
+    if len(conditions) == 1:
+        return conditions[0].short()
+    return " or ".join(f"({c.short()})" for c in conditions)
+
+
+def _summary(a: Analysis) -> str:
+    p = a.params
+    parts = []
+    entries = a.nodes_of("entry_condition")
+    parts.append("enter when " + _either([n.condition for n in entries]))
+    for f in a.nodes_of("filter"):
+        parts.append("only if " + f.condition.short())
+    exits = a.nodes_of("exit_condition")
+    if exits:
+        parts.append("exit when " + _either([n.condition for n in exits]))
+    if a.take_profit:
+        parts.append(f"take profit +{num(a.take_profit.pct)}%")
+    if a.stop_loss:
+        sl = a.stop_loss
+        parts.append(f"stop loss -{num(sl.pct)}%" if sl.pct is not None else f"stop loss {num(sl.atr_multiple)} x ATR({sl.atr_window})")
+    if a.trailing_stop:
+        ts = a.trailing_stop
+        parts.append(f"trailing stop {num(ts.pct)}%" if ts.pct is not None else f"trailing stop {num(ts.atr_multiple)} x ATR({ts.atr_window})")
+    if a.time_exit:
+        parts.append(f"exit after {a.time_exit[1]} bars")
+    return f"{', '.join(p.symbols)}, {p.bar_words} bars, {p.start_date} to {p.end_date}: " + "; ".join(parts)

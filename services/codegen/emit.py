@@ -1,0 +1,361 @@
+"""Analysis -> the text of a standalone VectorBT script.
+
+Deterministic: the text depends on the analysis only (no time, no random
+names, no set ordering), so the same schema and params give byte-identical
+code. Everything user-written that reaches the script (node ids, rule
+texts) goes through json.dumps into comments, so it can never become code.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import textwrap
+
+from services.codegen.compiler import Analysis, ConditionNode, Stop
+from services.codegen.grammar.ir import Series, num
+
+INDENT = "    "
+
+
+def sha256(code: str) -> str:
+    return hashlib.sha256(code.encode("utf-8")).hexdigest()
+
+
+def _q(text: str) -> str:
+    """A user-written string as a one-line, quoted comment fragment."""
+    return json.dumps(text)
+
+
+def _ident(node_id: str, taken: set[str]) -> str:
+    base = "node_" + (re.sub(r"[^0-9a-zA-Z_]+", "_", node_id).strip("_").lower() or "unnamed")
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def _rule_text(rule) -> str:
+    # A structured condition is already one line of JSON; a written rule is quoted.
+    return f"condition {rule.text}" if rule.structured else _q(rule.text)
+
+
+class Block:
+    """Lines of one function body, with the series already defined in it."""
+
+    def __init__(self, predefined: tuple[str, ...] = ("close",)):
+        self.lines: list[str] = []
+        self.defined: set[str] = set(predefined)
+
+    def comment(self, text: str) -> None:
+        for line in text.splitlines():
+            self.lines.append(f"{INDENT}# {line}" if line else f"{INDENT}#")
+
+    def code(self, line: str) -> None:
+        self.lines.append(INDENT + line)
+
+    def blank(self) -> None:
+        if self.lines and self.lines[-1] != "":
+            self.lines.append("")
+
+    def define(self, series_list: list[Series]) -> None:
+        """Emit the statements of every series not defined yet, with the definition they follow."""
+        last_note = ""
+        for s in series_list:
+            if s.key in self.defined:
+                continue
+            self.defined.add(s.key)
+            if s.note and s.note != last_note:
+                self.comment(s.note)
+                last_note = s.note
+            for line in s.lines:
+                self.code(line)
+
+
+def _condition_node(block: Block, node: ConditionNode, target: str) -> None:
+    head = f"Node {_q(node.node_id)} ({node.node_type})"
+    if len(node.rules) == 1:
+        rule = node.rules[0]
+        block.comment(f"{head}: {_rule_text(rule)}")
+        block.comment(rule.condition.full_formula() + ".")
+        block.define(rule.condition.series_needed())
+        block.code(f"{target} = {rule.condition.expr()}")
+        return
+    how = "all must hold" if node.combine == "all" else "any one is enough"
+    block.comment(f'{head}: {len(node.rules)} rules, {how} (combine = "{node.combine}")')
+    names = []
+    for k, rule in enumerate(node.rules, start=1):
+        name = f"{target}_rule_{k}"
+        names.append(name)
+        block.comment(f"Rule {k}: {_rule_text(rule)}")
+        block.comment(rule.condition.full_formula() + ".")
+        block.define(rule.condition.series_needed())
+        block.code(f"{name} = {rule.condition.expr()}")
+    joiner = " & " if node.combine == "all" else " | "
+    block.code(f"{target} = {joiner.join(names)}")
+
+
+def _signals_function(a: Analysis) -> list[str]:
+    block = Block()
+    block.code('close = ohlc["close"]')
+    entries = a.nodes_of("entry_condition")
+    exits = a.nodes_of("exit_condition")
+    filters = a.nodes_of("filter")
+    direct_entry = len(entries) == 1 and not filters and not _atr_stop(a)
+    direct_exit = len(exits) == 1
+    taken: set[str] = set()
+    names: dict[str, str] = {}
+    for node in a.condition_nodes:
+        block.blank()
+        if node.node_type == "entry_condition" and direct_entry:
+            target = "entries"
+        elif node.node_type == "exit_condition" and direct_exit:
+            target = "exits"
+        else:
+            target = _ident(node.node_id, taken)
+        names[node.node_id] = target
+        _condition_node(block, node, target)
+
+    if not direct_entry:
+        block.blank()
+        parts = [names[n.node_id] for n in entries]
+        expr = parts[0] if len(parts) == 1 else "(" + " | ".join(parts) + ")"
+        words = "the entry node" if len(parts) == 1 else "any entry node"
+        if filters:
+            expr += " & " + " & ".join(names[f.node_id] for f in filters)
+            words += " and every filter"
+        stop = _atr_stop(a)
+        if stop is not None:
+            block.comment(f"Node {_q(stop.node_id)} ({stop.node_type}) needs the ATR of the entry bar: entries wait until it exists.")
+            block.define(list(stop.atr.walk()))
+            expr += f" & {stop.atr.var}.notna()"
+            words += ", once the ATR exists"
+        block.comment(f"Entries: {words}.")
+        block.code(f"entries = {expr}")
+    if not exits:
+        block.blank()
+        block.code("exits = pd.Series(False, index=close.index)  # no exit_condition node")
+    elif not direct_exit:
+        block.blank()
+        block.comment("Exits: any exit node.")
+        block.code("exits = " + " | ".join(names[n.node_id] for n in exits))
+
+    columns = '"entries": entries, "exits": exits'
+    stop = _atr_stop(a)
+    if stop is not None:
+        block.blank()
+        block.comment(
+            f"Node {_q(stop.node_id)} ({stop.node_type}): {num(stop.atr_multiple)} x ATR({stop.atr_window}) as a fraction "
+            f"of the close; vectorbt reads it at the entry bar."
+        )
+        block.code(f"stop_distance = {num(stop.atr_multiple)} * {stop.atr.var} / close")
+        columns += ', "stop_distance": stop_distance'
+    block.blank()
+    block.code(f"return pd.DataFrame({{{columns}}})")
+    return [
+        "def signals(ohlc):",
+        f'{INDENT}"""Entry and exit signals of one symbol\'s bars (columns open, high, low, close, volume).',
+        "",
+        f"{INDENT}A signal at bar t uses bars up to t only; orders fill at the close of the signal bar.",
+        f'{INDENT}"""',
+        *block.lines,
+    ]
+
+
+def _atr_stop(a: Analysis) -> Stop | None:
+    for stop in (a.stop_loss, a.trailing_stop):
+        if stop is not None and stop.atr_multiple is not None:
+            return stop
+    return None
+
+
+def _stop_comment(stop: Stop) -> str:
+    if stop.node_type == "take_profit":
+        return f"Node {_q(stop.node_id)} (take_profit): exit at +{num(stop.pct)}% from the entry price, checked on the bar's high."
+    if stop.node_type == "stop_loss":
+        if stop.pct is not None:
+            return f"Node {_q(stop.node_id)} (stop_loss): exit at -{num(stop.pct)}% from the entry price, checked on the bar's low."
+        return (f"Node {_q(stop.node_id)} (stop_loss): exit {num(stop.atr_multiple)} x ATR({stop.atr_window}) below the "
+                f"entry price, checked on the bar's low.")
+    if stop.pct is not None:
+        return (f"Node {_q(stop.node_id)} (trailing_stop): exit {num(stop.pct)}% below the highest price since the entry, "
+                f"checked on the bar's low.")
+    return (f"Node {_q(stop.node_id)} (trailing_stop): exit {num(stop.atr_multiple)} x ATR({stop.atr_window}) (of the entry "
+            f"bar, as a fraction of its close) below the highest price since the entry, checked on the bar's low.")
+
+
+def _stop_args(a: Analysis, sig: str) -> tuple[list[str], list[str]]:
+    """(comment lines, from_signals argument lines) for the stop nodes."""
+    comments, args = [], []
+    if a.take_profit:
+        comments.append(_stop_comment(a.take_profit))
+        args.append(f"tp_stop={a.take_profit.fraction},")
+    if a.stop_loss and a.trailing_stop:
+        comments.append(_stop_comment(a.stop_loss))
+        comments.append(
+            f"The trailing stop of node {_q(a.trailing_stop.node_id)} is never wider than this stop, so this stop can never "
+            f"fire first: only the trailing stop is set."
+        )
+    sl = a.trailing_stop or a.stop_loss
+    if sl is not None:
+        comments.append(_stop_comment(sl))
+        value = f'{sig}["stop_distance"]' if sl.atr_multiple is not None else sl.fraction
+        args.append(f"sl_stop={value}, sl_trail={sl.node_type == 'trailing_stop'},")
+    if args:
+        args.append('stop_entry_price="close",  # stops are measured from the entry bar\'s close')
+        args.append('stop_exit_price="stopmarket",  # a stop fills at its level (at the open if the bar gaps past it), with slippage')
+    else:
+        comments.append("No take_profit, stop_loss or trailing_stop node: positions close on exit signals only.")
+    return comments, args
+
+
+def _portfolio_call(a: Analysis, multi: bool, exits: str, indent: str) -> list[str]:
+    _, stop_args = _stop_args(a, "sig")
+    if multi:
+        data = ["    close, entries, " + exits + ",", '    open=bars["open"], high=bars["high"], low=bars["low"],  # stops trigger on intrabar prices',
+                "    price=close,  # orders fill at the close of the signal bar, plus slippage"]
+        stop_args = [line.replace('sig["stop_distance"]', "stop_distance") for line in stop_args]
+    else:
+        data = [f'    ohlc["close"], sig["entries"], {exits},', '    open=ohlc["open"], high=ohlc["high"], low=ohlc["low"],  # stops trigger on intrabar prices',
+                '    price=ohlc["close"],  # orders fill at the close of the signal bar, plus slippage']
+    if multi and a.sizing == "equal":
+        sizing = ['size=PARAMS["exposure"] * PARAMS["initial_capital"] / len(symbols), size_type="value",  # equal weights: each entry buys the same value']
+    else:
+        sizing = ['size=PARAMS["exposure"], size_type="percent",  # each entry invests this fraction of the cash available']
+    if multi:
+        sizing.append('cash_sharing=True, group_by=True, call_seq="auto",  # one portfolio: shared cash, sells before buys on a bar')
+    lines = [
+        "pf = vbt.Portfolio.from_signals(",
+        *data,
+        *[f"    {line}" for line in stop_args],
+        '    direction="longonly", accumulate=False,',
+        '    upon_long_conflict="exit",  # a bar with both an entry and an exit signal exits',
+        *[f"    {line}" for line in sizing],
+        f'    init_cash=PARAMS["initial_capital"], fees=PARAMS["fees"], slippage=PARAMS["slippage"], freq="{a.params.freq}",',
+        ")",
+    ]
+    return [indent + line for line in lines]
+
+
+def _multi_symbol_setup(a: Analysis) -> list[str]:
+    lines = [
+        'symbols = PARAMS["symbols"]',
+        "sig = {symbol: signals(prices[symbol]) for symbol in symbols}",
+        "",
+        "# One column per symbol on the union of their calendars. On a day without a bar a symbol has no signal",
+        "# and keeps its last close (a flat bar), so nothing fills or stops there.",
+        'close = pd.DataFrame({symbol: prices[symbol]["close"] for symbol in symbols}).ffill()',
+        'bars = {name: pd.DataFrame({symbol: prices[symbol][name] for symbol in symbols}).reindex(close.index).fillna(close) for name in ("open", "high", "low")}',
+        'entries = pd.DataFrame({symbol: sig[symbol]["entries"].reindex(close.index, fill_value=False) for symbol in symbols})',
+        'exits = pd.DataFrame({symbol: sig[symbol]["exits"].reindex(close.index, fill_value=False) for symbol in symbols})',
+    ]
+    if _atr_stop(a) is not None:
+        lines.append('stop_distance = pd.DataFrame({symbol: sig[symbol]["stop_distance"].reindex(close.index) for symbol in symbols})')
+    return lines
+
+
+def _main_function(a: Analysis) -> list[str]:
+    p = a.params
+    multi = len(p.symbols) > 1
+    body = [
+        "parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)",
+        'parser.add_argument("--data", help="CSV file or directory of <SYMBOL>.csv; omit to download with yfinance")',
+        "args = parser.parse_args(argv)",
+        'prices = load_prices(args.data, PARAMS["symbols"] + [PARAMS["benchmark"]], PARAMS["start_date"], PARAMS["end_date"], PARAMS["timeframe"])',
+    ]
+    if multi:
+        body += _multi_symbol_setup(a)
+        exits = "exits"
+    else:
+        body += [f"ohlc = prices[{json.dumps(p.symbols[0])}]", "sig = signals(ohlc)"]
+        exits = 'sig["exits"]'
+    body.append("")
+    comments, _ = _stop_args(a, "sig")
+    body += [f"# {c}" for c in comments]
+    if a.time_exit is None:
+        body += _portfolio_call(a, multi, exits, "")
+    else:
+        node_id, bars = a.time_exit
+        where = 'int(first["entry_idx"]) + ' + str(bars) + (', int(first["col"])' if multi else "")
+        body += [
+            f"# Node {_q(node_id)} (time_exit): a position still open {bars} bars after its entry bar is closed at that",
+            "# bar's close. Each pass adds the time exit of the earliest trade held too long and simulates again;",
+            "# nothing before that exit changes, so the loop ends after at most one pass per trade.",
+            "time_exits = " + exits + ".copy()",
+            "while True:",
+            *_portfolio_call(a, multi, "time_exits", INDENT),
+            "    trades = pf.trades.records_arr",
+            f'    held_too_long = trades[trades["exit_idx"] - trades["entry_idx"] > {bars}]',
+            "    if len(held_too_long) == 0:",
+            "        break",
+            '    first = held_too_long[held_too_long["entry_idx"].argmin()]',
+            f"    time_exits.iloc[{where}] = True",
+        ]
+    body += [
+        "",
+        "# Benchmark: bought at the first close and held, with the same capital, fees and slippage.",
+        'bench = prices[PARAMS["benchmark"]]',
+        f'benchmark_pf = vbt.Portfolio.from_holding(bench["close"], init_cash=PARAMS["initial_capital"], fees=PARAMS["fees"], slippage=PARAMS["slippage"], freq="{p.freq}")',
+        'report(pf, benchmark_pf, PARAMS["initial_capital"])',
+        "return pf",
+    ]
+    return ["def main(argv=None):", *[(INDENT + line) if line else "" for line in body]]
+
+
+def _params_literal(a: Analysis) -> list[str]:
+    p = a.params
+    values = {
+        "symbols": list(p.symbols),
+        "benchmark": p.benchmark,
+        "timeframe": p.timeframe,
+        "start_date": p.start_date,
+        "end_date": p.end_date,
+        "initial_capital": p.initial_capital,
+        "fees": p.fees,
+        "slippage": p.slippage,
+        "position_sizing": a.sizing,
+        "exposure": a.exposure,
+    }
+    return ["PARAMS = {", *[f"    {json.dumps(k)}: {json.dumps(v)}," for k, v in values.items()], "}"]
+
+
+def _docstring(a: Analysis) -> list[str]:
+    summary = a.summary.replace("\\", "/").replace('"""', "'''")
+    wrapped = textwrap.wrap("Strategy: " + summary, width=100, break_long_words=False, break_on_hyphens=False)
+    return [
+        '"""Backtest generated by stratexec codegen.',
+        "",
+        *wrapped,
+        "",
+        "Run it yourself:  python strategy.py --data prices.csv   (a CSV file, or a directory of <SYMBOL>.csv)",
+        "Without --data the prices are downloaded with yfinance.",
+        '"""',
+    ]
+
+
+def emit(a: Analysis) -> str:
+    signals = _signals_function(a)
+    uses_numpy = any("np." in line for line in signals)
+    imports = ["import argparse", ""]
+    if uses_numpy:
+        imports.append("import numpy as np")
+    imports += ["import pandas as pd", "import vectorbt as vbt", "", "from stratexec_runtime import load_prices, report"]
+    lines = [
+        "#!/usr/bin/env python3",
+        *_docstring(a),
+        *imports,
+        "",
+        *_params_literal(a),
+        "",
+        "",
+        *signals,
+        "",
+        "",
+        *_main_function(a),
+        "",
+        "",
+        'if __name__ == "__main__":',
+        "    main()",
+    ]
+    return "\n".join(line.rstrip() for line in lines) + "\n"

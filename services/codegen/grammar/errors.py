@@ -1,0 +1,11 @@
+"""The error a rule raises when it is not understood exactly."""
+from __future__ import annotations
+
+
+class RuleError(ValueError):
+    """A rule that cannot be compiled exactly. ``reason`` says why, in words."""
+
+    def __init__(self, reason: str, suggestion: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.suggestion = suggestion

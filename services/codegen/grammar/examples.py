@@ -1,0 +1,54 @@
+"""One example phrasing per supported rule form. They feed the "closest
+supported phrasing" of an error, the documentation and the tests."""
+from __future__ import annotations
+
+import difflib
+
+# (form, side, example). side: entry, exit or any.
+EXAMPLES: list[tuple[str, str, str]] = [
+    ("price vs moving average by a percentage", "entry", "Enter on a 5% price drop from the 20-day moving average"),
+    ("price vs moving average by a percentage", "entry", "Buy when the close is 5% below the 20-day SMA"),
+    ("price vs moving average by a percentage", "exit", "Exit when price rises 10% above the 50-day EMA"),
+    ("price vs moving average", "entry", "Buy when price closes above the 200-day moving average"),
+    ("price vs moving average", "exit", "Sell when the close is below the 20-day EMA"),
+    ("price crosses moving average", "entry", "Enter on 20-day MA crossover"),
+    ("price crosses moving average", "entry", "Buy when price crosses above the 50-day SMA"),
+    ("price crosses moving average", "exit", "Exit when price crosses below the 20-day WMA"),
+    ("moving average crosses moving average", "entry", "Buy when the 20-day SMA crosses above the 50-day SMA"),
+    ("moving average crosses moving average", "exit", "Exit when the 10-day EMA crosses below the 30-day EMA"),
+    ("moving average crosses moving average", "entry", "Enter on a golden cross"),
+    ("RSI level", "entry", "Buy when RSI(14) is below 30"),
+    ("RSI level", "exit", "Sell when RSI is above 70"),
+    ("RSI crossing", "entry", "Enter when the 14-day RSI crosses above 30"),
+    ("RSI crossing", "exit", "Exit when RSI crosses below 70"),
+    ("MACD vs signal", "entry", "Buy when MACD crosses above the signal line"),
+    ("MACD vs signal", "exit", "Sell when the MACD line is below its signal line"),
+    ("MACD histogram sign", "entry", "Enter when the MACD histogram turns positive"),
+    ("MACD histogram sign", "exit", "Exit when the MACD histogram is negative"),
+    ("Bollinger Bands", "entry", "Buy when price closes below the lower Bollinger Band"),
+    ("Bollinger Bands", "entry", "Buy when price touches the lower Bollinger Band"),
+    ("Bollinger Bands", "exit", "Sell when the close is above the upper Bollinger Band"),
+    ("N-day breakout", "entry", "Buy when the close breaks above the 20-day high"),
+    ("N-day breakout", "exit", "Exit when the close breaks below the 10-day low"),
+    ("rate of change", "entry", "Buy when price rises 10% in 5 days"),
+    ("rate of change", "exit", "Exit when price falls 5% over 3 days"),
+    ("rate of change", "entry", "Enter when the 10-day rate of change is above 5%"),
+    ("volume vs average", "entry", "Buy when volume is above its 20-day average"),
+    ("volume vs average", "entry", "Enter when volume is 2x the 20-day average volume"),
+    ("price level", "any", "Only when price is above the 200-day moving average"),
+    ("range", "any", "RSI is between 40 and 60"),
+    ("persistence", "any", "Price closes above the 20-day SMA for 3 consecutive days"),
+]
+
+
+def closest(rule: str, side: str) -> str:
+    """The supported example phrasing closest to ``rule`` (difflib ratio)."""
+    text = rule.lower().strip()
+    best, best_score = "", -1.0
+    for _form, ex_side, example in EXAMPLES:
+        if side in ("entry", "exit") and ex_side not in (side, "any"):
+            continue
+        score = difflib.SequenceMatcher(None, text, example.lower()).ratio()
+        if score > best_score:
+            best, best_score = example, score
+    return best

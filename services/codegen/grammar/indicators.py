@@ -1,0 +1,224 @@
+"""Indicator series with their standard definitions (as TA-Lib and charting
+platforms compute them) and the pandas code that computes each one.
+
+Every indicator is a trailing computation: its value at bar t uses bars up
+to t only. Warm-up bars (before a full window exists) are NaN, and a
+comparison with NaN is False, so no signal fires during the warm-up.
+"""
+from __future__ import annotations
+
+from services.codegen.grammar.ir import Series, num
+
+FIELDS = ("open", "high", "low", "close", "volume")
+
+SMA_NOTE = "SMA: simple rolling mean, as TA-Lib."
+EMA_NOTE = "EMA: ewm(span=n, adjust=False), seeded with the first value (TA-Lib seeds with an SMA; the difference fades within a few windows)."
+WMA_NOTE = "WMA: linearly weighted mean, weights 1..n with the newest bar weighted n, as TA-Lib."
+RSI_NOTE = "RSI: Wilder's smoothing, ewm(alpha=1/n, adjust=False) of gains and losses, as TA-Lib (not vectorbt's default simple average)."
+MACD_NOTE = "MACD: EMA(fast) - EMA(slow), signal = EMA of the MACD line, histogram = MACD - signal; EMAs are ewm(span=n, adjust=False), as TA-Lib (not vectorbt's default simple averages)."
+BB_NOTE = "Bollinger Bands: SMA(n) +/- k * population standard deviation (ddof=0) over n bars, as TA-Lib."
+ATR_NOTE = "ATR: Wilder's smoothing, ewm(alpha=1/n, adjust=False), of the true range max(high - low, |high - previous close|, |low - previous close|), as TA-Lib."
+CHANNEL_NOTE = "Breakout levels use the previous n bars only (bar t excluded), so a close above the level is a new n-bar high."
+ROC_NOTE = "ROC: rate of change in percent, 100 * (close / close n bars earlier - 1), as TA-Lib."
+
+WORDS = {"close": "the close", "open": "the open", "high": "the high", "low": "the low", "volume": "the volume"}
+
+
+def field(name: str) -> Series:
+    if name == "close":
+        return Series(key="close", var="close", label="close", words=WORDS["close"], is_indicator=False)
+    return Series(
+        key=name, var=name, label=name, words=WORDS[name], lines=(f'{name} = ohlc["{name}"]',), is_indicator=False
+    )
+
+
+def _src(source: str) -> tuple[Series, str]:
+    """The source series and the suffix its variables get ("" for close)."""
+    return field(source), ("" if source == "close" else f"{source}_")
+
+
+def sma(window: int, source: str = "close") -> Series:
+    src, prefix = _src(source)
+    var = f"{prefix}sma_{window}"
+    return Series(
+        key=f"sma({source},{window})", var=var, label=f"SMA({source}, {window})",
+        words=f"the {window}-bar simple moving average of {WORDS[source]}",
+        lines=(f"{var} = {src.var}.rolling({window}).mean()",), note=SMA_NOTE, deps=(src,), warmup=window - 1,
+    )
+
+
+def ema(window: int, source: str = "close") -> Series:
+    src, prefix = _src(source)
+    var = f"{prefix}ema_{window}"
+    return Series(
+        key=f"ema({source},{window})", var=var, label=f"EMA({source}, {window})",
+        words=f"the {window}-bar exponential moving average of {WORDS[source]}",
+        lines=(f"{var} = {src.var}.ewm(span={window}, adjust=False, min_periods={window}).mean()",),
+        note=EMA_NOTE, deps=(src,), warmup=window - 1,
+    )
+
+
+def wma(window: int, source: str = "close") -> Series:
+    src, prefix = _src(source)
+    var = f"{prefix}wma_{window}"
+    total = window * (window + 1) // 2
+    return Series(
+        key=f"wma({source},{window})", var=var, label=f"WMA({source}, {window})",
+        words=f"the {window}-bar weighted moving average of {WORDS[source]}",
+        lines=(
+            f"{var} = {src.var}.rolling({window}).apply(lambda window: np.dot(window, np.arange(1, {window + 1})) / {total}, raw=True)",
+        ),
+        note=WMA_NOTE, deps=(src,), warmup=window - 1,
+    )
+
+
+MOVING_AVERAGES = {"sma": sma, "ema": ema, "wma": wma}
+
+
+def rsi(window: int = 14) -> Series:
+    close = field("close")
+    var = f"rsi_{window}"
+    change = Series(
+        key="change(close)", var="close_change", label="close - close[t-1]", words="the bar-to-bar change of the close",
+        lines=("close_change = close.diff()",), deps=(close,), warmup=1, is_indicator=False,
+    )
+    return Series(
+        key=f"rsi({window})", var=var, label=f"RSI(close, {window})",
+        words=f"the {window}-bar RSI (Wilder) of the close",
+        lines=(
+            f"{var}_avg_gain = close_change.clip(lower=0).ewm(alpha=1 / {window}, adjust=False, min_periods={window}).mean()",
+            f"{var}_avg_loss = (-close_change).clip(lower=0).ewm(alpha=1 / {window}, adjust=False, min_periods={window}).mean()",
+            f"{var} = 100 - 100 / (1 + {var}_avg_gain / {var}_avg_loss)",
+        ),
+        note=RSI_NOTE, deps=(change,), warmup=window,
+    )
+
+
+def _macd_suffix(fast: int, slow: int, signal: int) -> str:
+    return "" if (fast, slow, signal) == (12, 26, 9) else f"_{fast}_{slow}_{signal}"
+
+
+def macd_line(fast: int = 12, slow: int = 26, signal: int = 9) -> Series:
+    suffix = _macd_suffix(fast, slow, signal)
+    var = f"macd_line{suffix}"
+    return Series(
+        key=f"macd({fast},{slow})", var=var, label=f"MACD({fast}, {slow})",
+        words=f"the MACD line (EMA {fast} - EMA {slow} of the close)",
+        lines=(
+            f"{var} = close.ewm(span={fast}, adjust=False, min_periods={fast}).mean() - close.ewm(span={slow}, adjust=False, min_periods={slow}).mean()",
+        ),
+        note=MACD_NOTE, deps=(field("close"),), warmup=slow - 1,
+    )
+
+
+def macd_signal(fast: int = 12, slow: int = 26, signal: int = 9) -> Series:
+    line = macd_line(fast, slow, signal)
+    var = f"macd_signal{_macd_suffix(fast, slow, signal)}"
+    return Series(
+        key=f"macd_signal({fast},{slow},{signal})", var=var, label=f"MACD signal({fast}, {slow}, {signal})",
+        words=f"the MACD signal line (EMA {signal} of the MACD line)",
+        lines=(f"{var} = {line.var}.ewm(span={signal}, adjust=False, min_periods={signal}).mean()",),
+        note=MACD_NOTE, deps=(line,), warmup=slow + signal - 2,
+    )
+
+
+def macd_hist(fast: int = 12, slow: int = 26, signal: int = 9) -> Series:
+    line = macd_line(fast, slow, signal)
+    sig = macd_signal(fast, slow, signal)
+    var = f"macd_hist{_macd_suffix(fast, slow, signal)}"
+    return Series(
+        key=f"macd_hist({fast},{slow},{signal})", var=var, label=f"MACD histogram({fast}, {slow}, {signal})",
+        words="the MACD histogram (MACD line - signal line)",
+        lines=(f"{var} = {line.var} - {sig.var}",), note=MACD_NOTE, deps=(line, sig), warmup=slow + signal - 2,
+    )
+
+
+def _bb_tag(window: int, k: str) -> str:
+    return f"{window}_{k.replace('.', '_')}"
+
+
+def bb_std(window: int) -> Series:
+    var = f"close_std_{window}"
+    return Series(
+        key=f"std({window})", var=var, label=f"STD(close, {window})",
+        words=f"the {window}-bar population standard deviation of the close",
+        lines=(f"{var} = close.rolling({window}).std(ddof=0)",), note=BB_NOTE, deps=(field("close"),),
+        warmup=window - 1, is_indicator=False,
+    )
+
+
+def bb_band(side: str, window: int = 20, k=2) -> Series:
+    """side: upper | lower | middle."""
+    if side == "middle":
+        return sma(window)
+    k = num(k)
+    mid, std = sma(window), bb_std(window)
+    var = f"bb_{side}_{_bb_tag(window, k)}"
+    sign = "+" if side == "upper" else "-"
+    return Series(
+        key=f"bb_{side}({window},{k})", var=var, label=f"BB {side}(close, {window}, {k})",
+        words=f"the {side} Bollinger Band ({window} bars, {k} standard deviations)",
+        lines=(f"{var} = {mid.var} {sign} {k} * {std.var}",), note=BB_NOTE, deps=(mid, std), warmup=window - 1,
+    )
+
+
+def true_range() -> Series:
+    high, low, close = field("high"), field("low"), field("close")
+    return Series(
+        key="true_range", var="true_range", label="TR", words="the true range",
+        lines=(
+            "previous_close = close.shift(1)",
+            "true_range = pd.concat([high - low, (high - previous_close).abs(), (low - previous_close).abs()], axis=1).max(axis=1, skipna=False)",
+        ),
+        note=ATR_NOTE, deps=(high, low, close), warmup=1, is_indicator=False,
+    )
+
+
+def atr(window: int = 14) -> Series:
+    tr = true_range()
+    var = f"atr_{window}"
+    return Series(
+        key=f"atr({window})", var=var, label=f"ATR({window})", words=f"the {window}-bar ATR (Wilder)",
+        lines=(f"{var} = true_range.ewm(alpha=1 / {window}, adjust=False, min_periods={window}).mean()",),
+        note=ATR_NOTE, deps=(tr,), warmup=window,
+    )
+
+
+def highest_high(window: int) -> Series:
+    high = field("high")
+    var = f"highest_high_{window}"
+    return Series(
+        key=f"hh({window})", var=var, label=f"max(high[t-{window}..t-1])",
+        words=f"the highest high of the previous {window} bars",
+        lines=(f"{var} = high.rolling({window}).max().shift(1)",), note=CHANNEL_NOTE, deps=(high,), warmup=window,
+    )
+
+
+def lowest_low(window: int) -> Series:
+    low = field("low")
+    var = f"lowest_low_{window}"
+    return Series(
+        key=f"ll({window})", var=var, label=f"min(low[t-{window}..t-1])",
+        words=f"the lowest low of the previous {window} bars",
+        lines=(f"{var} = low.rolling({window}).min().shift(1)",), note=CHANNEL_NOTE, deps=(low,), warmup=window,
+    )
+
+
+def roc(window: int) -> Series:
+    var = f"roc_{window}"
+    return Series(
+        key=f"roc({window})", var=var, label=f"ROC(close, {window})",
+        words=f"the {window}-bar rate of change of the close (in percent)",
+        lines=(f"{var} = 100 * (close / close.shift({window}) - 1)",), note=ROC_NOTE, deps=(field("close"),),
+        warmup=window,
+    )
+
+
+def lagged(source: str, bars: int) -> Series:
+    src = field(source)
+    var = f"{source}_{bars}_bars_ago"
+    return Series(
+        key=f"lag({source},{bars})", var=var, label=f"{source}[t-{bars}]",
+        words=f"{WORDS[source]} {bars} bars earlier",
+        lines=(f"{var} = {src.var}.shift({bars})",), deps=(src,), warmup=bars, is_indicator=False,
+    )

@@ -1,0 +1,82 @@
+"""gRPC server of stratexec.codegen.v1.CodegenService.
+
+AnalyzeStrategy and GenerateCode compile the strategy (schema check, rule
+grammar, analysis); GenerateCode also emits the script and its sha256.
+ValidateCode runs the shared code policy (services.common.code_policy).
+All three are pure CPU work on small inputs and run inline.
+"""
+from __future__ import annotations
+
+import logging
+
+from google.protobuf import json_format
+
+from services.codegen import compiler, emit
+from services.codegen.config import CodegenConfig
+from services.common import code_policy, errors, logs
+from services.common.env import quiet_libraries
+from services.common.server import ServerSpec, serve
+from stratexec.backtest.v1 import backtest_pb2
+from stratexec.codegen.v1 import codegen_pb2, codegen_pb2_grpc
+
+SERVICE_NAME = codegen_pb2.DESCRIPTOR.services_by_name["CodegenService"].full_name
+MAX_CODE_BYTES = 1_000_000
+
+
+def _schema(request) -> dict:
+    if not request.HasField("schema"):
+        raise errors.invalid_argument("schema is required", [("schema", "the strategy graph is missing")], reason="SCHEMA_INVALID")
+    return json_format.MessageToDict(request.schema)
+
+
+def _params(request):
+    return request.params if request.HasField("params") else None
+
+
+def _trace(context) -> None:
+    """Logs carry the execution id when the caller sends it as x-execution-id metadata."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-execution-id":
+            logs.execution_id_var.set(str(value)[:64])
+
+
+class CodegenServicer(codegen_pb2_grpc.CodegenServiceServicer):
+    def __init__(self, logger: logging.Logger | None = None):
+        self.logger = logger or logging.getLogger("codegen")
+
+    async def AnalyzeStrategy(self, request, context):
+        _trace(context)
+        analysis = compiler.analyze(_schema(request), _params(request))
+        logs.log(self.logger, logging.INFO, "analyzed", rules=len(analysis.rules), symbols=list(analysis.params.symbols))
+        return codegen_pb2.AnalyzeStrategyResponse(analysis=analysis.to_proto())
+
+    async def GenerateCode(self, request, context):
+        _trace(context)
+        analysis = compiler.analyze(_schema(request), _params(request))
+        code = emit.emit(analysis)
+        digest = emit.sha256(code)
+        logs.log(self.logger, logging.INFO, "generated", sha256=digest, lines=code.count("\n"))
+        return codegen_pb2.GenerateCodeResponse(code=code, sha256=digest, analysis=analysis.to_proto())
+
+    async def ValidateCode(self, request, context):
+        _trace(context)
+        if len(request.code.encode("utf-8")) > MAX_CODE_BYTES:
+            raise errors.invalid_argument("code is too large", [("code", f"more than {MAX_CODE_BYTES} bytes")], reason="CODE_TOO_LARGE")
+        found = code_policy.check_code(request.code)
+        violations = [
+            backtest_pb2.CodeViolation(rule=v.rule, line=v.line, column=v.column, message=v.message) for v in found
+        ]
+        logs.log(self.logger, logging.INFO, "validated", valid=not violations, violations=len(violations))
+        return codegen_pb2.ValidateCodeResponse(valid=not violations, violations=violations)
+
+
+async def main() -> None:
+    quiet_libraries()
+    config = CodegenConfig.from_env()
+    logger = logs.setup("codegen", config.log_level)
+    servicer = CodegenServicer(logger)
+    await serve(
+        ServerSpec(name="codegen", host=config.host, port=config.port, service_names=[SERVICE_NAME], grace_seconds=config.grace_seconds),
+        register=lambda server: codegen_pb2_grpc.add_CodegenServiceServicer_to_server(servicer, server),
+        logger=logger,
+    )
