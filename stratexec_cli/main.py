@@ -1,19 +1,32 @@
-"""stratexec: the command-line client.
+"""stratexec: the command-line client of the orchestrator.
 
     stratexec run strategy.json --symbols BTC --start 2024-01-01 --end 2024-12-31 --watch
     stratexec status|code|results|watch|cancel ID
-    stratexec list
+    stratexec list [--page-size N] [--page-token TOKEN]
+    stratexec report ID [--html FILE]     (default FILE: report-<ID>.html)
+
+On a terminal, `run --watch` and `watch` show one live status line (status,
+elapsed time, latest agent step) and keep each status change as a line of
+its own; when the output is not a terminal they print one plain line per
+event. `--json` (before or after the command) prints JSON instead: one
+event per line while watching (`run --watch --json` ends with the results
+as one more line), one document otherwise.
+
+Exit status: 0 on success; 1 when a watched execution ends failed or
+cancelled; 2 on an error (bad input, unknown id, server unreachable),
+reported as one line on stderr; 130 when interrupted.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from google.protobuf import json_format
 
 from stratexec.backtest.v1 import backtest_pb2
-from stratexec_cli import render
+from stratexec_cli import live, render
 from stratexec_cli.client import DEFAULT_ADDR, Client, ClientError, load_schema
 
 
@@ -28,12 +41,21 @@ def _params(args) -> backtest_pb2.BacktestParams:
     return params
 
 
-def _json(message) -> str:
-    return json_format.MessageToJson(message, preserving_proto_field_name=True)
+def _json(message, one_line: bool = False) -> str:
+    return json_format.MessageToJson(message, preserving_proto_field_name=True, indent=None if one_line else 2)
 
 
-def watch(client: Client, execution_id: str, as_json: bool, out=sys.stdout) -> str:
-    """Print events as they stream; returns the final status name."""
+def watch(client: Client, execution_id: str, as_json: bool, out=None, live_line: bool | None = None) -> str:
+    """Print events as they stream; returns the final status name.
+
+    ``live_line`` None means: a live status line when ``out`` is a terminal
+    and the output is not JSON, plain lines otherwise.
+    """
+    out = out or sys.stdout
+    if live_line is None:
+        live_line = not as_json and _isatty(out)
+    if live_line:
+        return live.follow(client.watch(execution_id), out)
     status = ""
     for event in client.watch(execution_id):
         status = render.status_name(event.status)
@@ -46,23 +68,61 @@ def watch(client: Client, execution_id: str, as_json: bool, out=sys.stdout) -> s
     return status
 
 
-def show_results(client: Client, execution_id: str, as_json: bool) -> None:
+def _isatty(out) -> bool:
+    try:
+        return out.isatty() and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+def show_results(client: Client, execution_id: str, as_json: bool, one_line: bool = False) -> None:
     reply = client.results(execution_id)
-    print(_json(reply) if as_json else render.metrics_table(reply.result))
+    print(_json(reply, one_line) if as_json else render.metrics_table(reply.result))
 
 
-def main(argv: list[str] | None = None) -> int:
+def _finished(client: Client, execution_id: str, status: str, as_json: bool) -> int:
+    """After a watch: the results when completed (exit 0), else the error on stderr (exit 1)."""
+    if status == "completed":
+        show_results(client, execution_id, as_json, one_line=True)  # after JSON lines of events: one more line
+        return 0
+    final = client.get(execution_id)
+    print(f"execution {render.status_name(final.status)}: {final.error_message or status}", file=sys.stderr)
+    return 1
+
+
+def write_report(client: Client, execution_id: str, path: str | None, prices: str | None, as_json: bool) -> int:
+    from stratexec_cli import report  # plotly is slow to import: only for this command
+
+    execution = client.get(execution_id)
+    reply = client.results(execution_id)
+    built = report.render_html(execution, reply, prices)
+    target = report.write_report(path or f"report-{execution_id}.html", built)
+    if as_json:
+        print(json.dumps({"execution_id": execution_id, "html": str(target), "bytes": target.stat().st_size,
+                          "trades": len(reply.result.trades), "trades_on": built.trades_on, "notes": built.notes}))
+    else:
+        print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB, self-contained; open it in a browser)")
+        for note in built.notes:
+            print(f"note: {note}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stratexec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--addr", default=DEFAULT_ADDR, help=f"orchestrator address (default {DEFAULT_ADDR})")
+    parser.add_argument("--addr", default=DEFAULT_ADDR, help=f"orchestrator address (default {DEFAULT_ADDR}; env STRATEXEC_ADDR)")
     parser.add_argument("--user", help="user id sent as x-user-id")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="execute a strategy file")
+    # --json is accepted after the command too; SUPPRESS keeps a global --json from being reset.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", parents=[common], help="execute a strategy file",
+                         description="Execute a strategy file; with --watch, follow it and print its metrics.")
     run.add_argument("strategy", help="strategy JSON file")
     run.add_argument("--symbols", nargs="+")
-    run.add_argument("--timeframe")
-    run.add_argument("--start")
-    run.add_argument("--end")
+    run.add_argument("--timeframe", help="1d (default) or 1w")
+    run.add_argument("--start", help="first day, YYYY-MM-DD")
+    run.add_argument("--end", help="last day, YYYY-MM-DD")
     run.add_argument("--benchmark")
     run.add_argument("--initial-capital", dest="initial_capital", type=float)
     run.add_argument("--fees", type=float)
@@ -70,50 +130,95 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--exposure", type=float)
     run.add_argument("--request-id", help="idempotency key (default: a new one)")
     run.add_argument("--watch", action="store_true", help="follow the execution, then show its results")
-    for name in ("status", "code", "results", "watch", "cancel"):
-        sub.add_parser(name).add_argument("execution_id")
-    sub.add_parser("list")
-    args = parser.parse_args(argv)
+    helps = {"status": "show an execution's status", "code": "print the generated script",
+             "results": "print the backtest metrics", "watch": "follow an execution's events until it ends",
+             "cancel": "stop a queued or running execution"}
+    for name, text in helps.items():
+        sub.add_parser(name, parents=[common], help=text).add_argument("execution_id")
+    lister = sub.add_parser("list", parents=[common], help="list your executions, newest first")
+    lister.add_argument("--page-size", type=int, default=20)
+    lister.add_argument("--page-token", default="")
+    rep = sub.add_parser("report", parents=[common], help="write an interactive HTML report of a completed execution",
+                         description="Write a self-contained HTML report (plotly.js embedded, works offline): metrics, "
+                                     "the strategy's interpretation, equity against the benchmark, drawdown, and the "
+                                     "trades marked on the price (on the equity curve when the backtest's prices were "
+                                     "not the bundled ones).")
+    rep.add_argument("execution_id")
+    rep.add_argument("--html", metavar="FILE", help="where to write the report (default: report-<ID>.html in the current directory)")
+    rep.add_argument("--prices", metavar="DIR", help="directory of <SYMBOL>.csv daily prices "
+                                                     "(default: $SANDBOX_BUNDLED_DIR or the project's data/ohlcv)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     client = Client(args.addr, args.user)
     try:
-        if args.command == "run":
-            execution = client.execute(load_schema(args.strategy), _params(args), args.request_id)
-            if not args.watch:
-                print(_json(execution) if args.json else execution.id)
-                return 0
-            if not args.json:
-                print(f"execution {execution.id}")
-            status = watch(client, execution.id, args.json)
-            if status == "completed":
-                show_results(client, execution.id, args.json)
-                return 0
-            final = client.get(execution.id)
-            print(final.error_message or status, file=sys.stderr)
-            return 1
-        if args.command == "status":
-            execution = client.get(args.execution_id)
-            print(_json(execution) if args.json else f"{execution.id}  {render.status_name(execution.status)}  "
-                  f"{execution.error_message}")
-        elif args.command == "code":
-            reply = client.code(args.execution_id)
-            print(_json(reply) if args.json else reply.code, end="" if not args.json else "\n")
-        elif args.command == "results":
-            show_results(client, args.execution_id, args.json)
-        elif args.command == "watch":
-            watch(client, args.execution_id, args.json)
-        elif args.command == "cancel":
-            execution = client.cancel(args.execution_id)
-            print(_json(execution) if args.json else render.status_name(execution.status))
-        elif args.command == "list":
-            reply = client.list()
-            if args.json:
-                print(_json(reply))
-            for e in reply.executions if not args.json else ():
-                print(f"{e.id}  {render.status_name(e.status):<16} {e.created_at.ToDatetime():%Y-%m-%d %H:%M}  "
-                      f"{','.join(e.params.symbols)} {e.params.start_date}..{e.params.end_date}")
+        return _dispatch(client, args)
     except ClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        client.channel.close()
+        hint = f"; follow it again with: stratexec watch {args.execution_id}" if getattr(args, "execution_id", None) else ""
+        print(f"\ninterrupted (the execution keeps running){hint}", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `stratexec list | head`: the reader left; nothing to report.
+        sys.stderr.close()
+        return 0
+
+
+def _dispatch(client: Client, args) -> int:
+    if args.command == "run":
+        try:
+            schema = load_schema(args.strategy)
+        except OSError as exc:
+            print(f"error: cannot read strategy file {args.strategy}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        except ValueError as exc:
+            print(f"error: strategy file {args.strategy} is not valid JSON: {exc}", file=sys.stderr)
+            return 2
+        execution = client.execute(schema, _params(args), args.request_id)
+        if not args.watch:
+            print(_json(execution) if args.json else execution.id)
+            return 0
+        args.execution_id = execution.id
+        if not args.json:
+            print(f"execution {execution.id}", flush=True)
+        status = watch(client, execution.id, args.json)
+        return _finished(client, execution.id, status, args.json)
+    if args.command == "status":
+        execution = client.get(args.execution_id)
+        print(_json(execution) if args.json else f"{execution.id}  {render.status_name(execution.status)}  "
+              f"{execution.error_message}".rstrip())
+    elif args.command == "code":
+        reply = client.code(args.execution_id)
+        print(_json(reply) if args.json else reply.code, end="" if not args.json else "\n")
+    elif args.command == "results":
+        show_results(client, args.execution_id, args.json)
+    elif args.command == "watch":
+        client.get(args.execution_id)  # an unknown id fails here with NOT_FOUND, before any output
+        status = watch(client, args.execution_id, args.json)
+        if status != "completed" and not args.json:
+            final = client.get(args.execution_id)
+            print(f"execution {render.status_name(final.status)}: {final.error_message or status}", file=sys.stderr)
+        return 0 if status == "completed" else 1
+    elif args.command == "cancel":
+        execution = client.cancel(args.execution_id)
+        print(_json(execution) if args.json else render.status_name(execution.status))
+    elif args.command == "list":
+        reply = client.list(args.page_size, args.page_token)
+        if args.json:
+            print(_json(reply))
+        elif not reply.executions:
+            print("no executions")
+        else:
+            print(render.executions_table(reply.executions))
+            if reply.next_page_token:
+                print(f"\nmore: stratexec list --page-token {reply.next_page_token}")
+    elif args.command == "report":
+        return write_report(client, args.execution_id, args.html, args.prices, args.json)
     return 0
 
 

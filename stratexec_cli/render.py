@@ -33,9 +33,10 @@ def _pct(metrics, field: str) -> str:
     return f"{getattr(metrics, field):,.2f}%"
 
 
-def metrics_table(result: backtest_pb2.BacktestResult) -> str:
+def metrics_rows(result: backtest_pb2.BacktestResult) -> list[tuple[str, str]]:
+    """The headline metrics as (name, formatted value), shared by the table and the HTML report."""
     m = result.metrics
-    rows = [
+    return [
         ("Total return", _pct(m, "total_return")),
         ("CAGR", _pct(m, "cagr") + ("" if m.cagr_reliable else "  (under one year: not annualised-reliable)")),
         ("Sharpe ratio", f"{m.sharpe_ratio:.3f}" if m.HasField("sharpe_ratio") else "n/a"),
@@ -47,9 +48,38 @@ def metrics_table(result: backtest_pb2.BacktestResult) -> str:
         ("vs benchmark", f"{m.vs_benchmark:+,.2f} pp" if m.HasField("vs_benchmark") else "n/a"),
         ("Final value", f"{m.final_value:,.2f} (from {m.initial_value:,.2f})"),
     ]
+
+
+def data_line(source: backtest_pb2.DataSource) -> str:
+    return (f"{source.symbol} {source.first_time}..{source.last_time}, {source.bars} bars, "
+            f"{source.provider}, sha256 {source.sha256[:12]}")
+
+
+def metrics_table(result: backtest_pb2.BacktestResult) -> str:
+    rows = metrics_rows(result)
     width = max(len(name) for name, _ in rows)
     lines = [f"  {name:<{width}}  {value}" for name, value in rows]
     for source in result.data:
-        lines.append(f"  {'Data':<{width}}  {source.symbol} {source.first_time}..{source.last_time}, "
-                     f"{source.bars} bars, {source.provider}, sha256 {source.sha256[:12]}")
+        lines.append(f"  {'Data':<{width}}  {data_line(source)}")
     return "\n".join(lines)
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A plain left-aligned text table with a header and a rule under it."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    def line(cells):
+        return "  ".join(f"{str(c):<{w}}" for c, w in zip(cells, widths)).rstrip()
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def executions_table(executions) -> str:
+    """`stratexec list`: one row per execution, newest first as the server sends them."""
+    rows = []
+    for e in executions:
+        created = e.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S") if e.HasField("created_at") else ""
+        elapsed = ""
+        if e.HasField("completed_at") and e.HasField("created_at"):
+            elapsed = f"{(e.completed_at.ToDatetime() - e.created_at.ToDatetime()).total_seconds():.1f}s"
+        rows.append([e.id, status_name(e.status), created, elapsed, ",".join(e.params.symbols),
+                     f"{e.params.start_date}..{e.params.end_date}", e.params.timeframe])
+    return table(["ID", "STATUS", "CREATED (UTC)", "TOOK", "SYMBOLS", "RANGE", "TF"], rows)

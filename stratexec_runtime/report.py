@@ -25,14 +25,20 @@ def _clean(x: float) -> float:
     return float(x) if x is not None and math.isfinite(float(x)) else 0.0
 
 
-def trades_of(pf) -> list[dict]:
+def trades_of(pf, symbols: list[str] | None = None) -> list[dict]:
+    """Every trade; ``symbols`` names them when the portfolio's columns are not
+    symbols (a single-symbol portfolio built from an unnamed series)."""
     records = pf.trades.records_readable
+    columns = [str(c) for c in pf.wrapper.columns]
+    naming = {}
+    if symbols and not set(columns) <= set(symbols):
+        naming = dict(zip(columns, symbols)) if len(columns) == len(symbols) else {c: symbols[0] for c in columns}
     trades = []
     for _, row in records.iterrows():
         is_open = str(row["Status"]).lower() == "open"
         trades.append(
             {
-                "symbol": str(row["Column"]),
+                "symbol": naming.get(str(row["Column"]), str(row["Column"])),
                 "direction": str(row["Direction"]).lower(),
                 "entry_time": _iso(row["Entry Timestamp"]),
                 "exit_time": "" if is_open else _iso(row["Exit Timestamp"]),
@@ -47,10 +53,10 @@ def trades_of(pf) -> list[dict]:
     return trades
 
 
-def build_result(pf, benchmark_pf, initial_value: float) -> dict:
+def build_result(pf, benchmark_pf, initial_value: float, symbols: list[str] | None = None) -> dict:
     equity = _value_series(pf)
     bench = _value_series(benchmark_pf) if benchmark_pf is not None else None
-    trades = trades_of(pf)
+    trades = trades_of(pf, symbols)
     metrics = compute_metrics(equity, trades, initial_value, bench)
     return {
         "metrics": metrics,
@@ -80,9 +86,9 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
-def report(pf, benchmark_pf, initial_value: float) -> dict:
+def report(pf, benchmark_pf, initial_value: float, symbols: list[str] | None = None) -> dict:
     """Send the result to the sandbox when run there; print it otherwise."""
-    result = build_result(pf, benchmark_pf, initial_value)
+    result = build_result(pf, benchmark_pf, initial_value, symbols)
     if not channel.send(result):
         print(format_metrics(result["metrics"]))
     return result

@@ -297,7 +297,7 @@ def _main_function(a: Analysis) -> list[str]:
         "# Benchmark: bought at the first close and held, with the same capital, fees and slippage.",
         'bench = prices[PARAMS["benchmark"]]',
         f'benchmark_pf = vbt.Portfolio.from_holding(bench["close"], init_cash=PARAMS["initial_capital"], fees=PARAMS["fees"], slippage=PARAMS["slippage"], freq="{p.freq}")',
-        'report(pf, benchmark_pf, PARAMS["initial_capital"])',
+        'report(pf, benchmark_pf, PARAMS["initial_capital"], symbols=PARAMS["symbols"])',
         "return pf",
     ]
     return ["def main(argv=None):", *[(INDENT + line) if line else "" for line in body]]

@@ -40,6 +40,7 @@ def test_example_strategy_streams_every_status_in_order_and_completes_with_trade
 
     result = client.results(execution_id).result
     assert result.metrics.trades >= 1
+    assert {t.symbol for t in result.trades} == {"BTC-USD"}
     assert result.metrics.initial_value == 10_000
     assert len(result.equity) == 366  # every day of 2024, a leap year: crypto trades daily
     assert result.data[0].symbol == "BTC-USD" and result.data[0].provider == "bundled"
