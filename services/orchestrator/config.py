@@ -47,7 +47,7 @@ class OrchestratorConfig:
             max_attempts=env_int("ORCHESTRATOR_MAX_ATTEMPTS", 3),
             lease_seconds=env_float("ORCHESTRATOR_LEASE_S", 15.0),
             anthropic_api_key=env_str("ANTHROPIC_API_KEY", ""),
-            llm_model=env_str("STRATEXEC_LLM_MODEL", "anthropic/claude-sonnet-4-5"),
+            llm_model=env_str("STRATEXEC_LLM_MODEL", "anthropic/claude-sonnet-4-6"),
             default_user=env_str("ORCHESTRATOR_DEFAULT_USER", "default"),
             auth_mode=env_str("ORCHESTRATOR_AUTH", "trusted"),
             token_file=env_str("ORCHESTRATOR_TOKEN_FILE", ""),

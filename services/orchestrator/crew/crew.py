@@ -35,22 +35,34 @@ def _rules_text(schema: dict) -> str:
     return "\n".join(lines)
 
 
+def _tool_step_event(ctx: ExecutionContext, role: str, thought: str, tool: str, arguments, result) -> None:
+    agent_step = execution_pb2.AgentStep(agent=role, thought=thought, tool=tool, arguments=_summary(arguments),
+                                         result=_summary(result), duration_ms=round(ctx.last_tool_ms, 1))
+    message = f"{role}: {tool}({agent_step.arguments}) -> {agent_step.result[:120]}"
+    ctx.events.append(ctx.execution_id, execution_pb2.EVENT_TYPE_AGENT_STEP, ctx.status, message, agent_step=agent_step)
+
+
 def _step_callback(ctx: ExecutionContext, role: str):
-    """An event per tool call (CrewAI calls this after each agent step)."""
+    """An event per tool call when the model writes ReAct text (CrewAI calls this after each agent step)."""
 
     def on_step(step) -> None:
         tool = getattr(step, "tool", None)
         if tool is None:
-            return  # a bare ToolResult: the AgentAction that carries it follows
-        agent_step = execution_pb2.AgentStep(
-            agent=role, thought=str(getattr(step, "thought", "")).removeprefix("Thought:").strip(), tool=tool,
-            arguments=_summary(getattr(step, "tool_input", "")), result=_summary(getattr(step, "result", "")),
-            duration_ms=round(ctx.last_tool_ms, 1),
-        )
-        message = f"{role}: {tool}({agent_step.arguments}) -> {agent_step.result[:120]}"
-        ctx.events.append(ctx.execution_id, execution_pb2.EVENT_TYPE_AGENT_STEP, ctx.status, message, agent_step=agent_step)
+            return  # a bare ToolResult or the final answer: the AgentAction that carries a tool call follows
+        thought = str(getattr(step, "thought", "")).removeprefix("Thought:").strip()
+        _tool_step_event(ctx, role, thought, tool, getattr(step, "tool_input", ""), getattr(step, "result", ""))
 
     return on_step
+
+
+def _native_tool_step(ctx: ExecutionContext, role: str):
+    """An event per tool call when the model calls tools natively (Claude): CrewAI then passes
+    only the final answer to the step callback, so each tool reports its own call."""
+
+    def on_tool_step(tool: str, arguments: dict, result: str) -> None:
+        _tool_step_event(ctx, role, "", tool, arguments, result)
+
+    return on_tool_step
 
 
 def _task_done(ctx: ExecutionContext, role: str, next_status: str | None = None, message: str = ""):
@@ -75,7 +87,12 @@ def build_crew(ctx: ExecutionContext, llm: BaseLLM) -> Crew:
     p = ctx.params
     setting = f"{', '.join(p.symbols)} on {p.timeframe} bars from {p.start_date} to {p.end_date}"
 
+    native_tools = llm.supports_function_calling()
+
     def agent(role: str, goal: str, backstory: str, toolset: list) -> Agent:
+        if native_tools:
+            for tool in toolset:
+                tool.on_step = _native_tool_step(ctx, role)
         return Agent(role=role, goal=goal, backstory=backstory, llm=llm, tools=toolset, allow_delegation=False,
                      verbose=False, max_iter=8, step_callback=_step_callback(ctx, role))
 

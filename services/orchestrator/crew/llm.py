@@ -13,7 +13,9 @@ def make_llm(config: OrchestratorConfig) -> BaseLLM:
     if config.anthropic_api_key:
         from crewai import LLM
 
-        return LLM(model=config.llm_model, api_key=config.anthropic_api_key, temperature=0)
+        # No temperature: the Messages API of anthropic 2.x takes no sampling parameters
+        # (Messages.create() rejects ``temperature``). The SDK reads ANTHROPIC_BASE_URL.
+        return LLM(model=config.llm_model, api_key=config.anthropic_api_key)
     return OfflinePlanner()
 
 

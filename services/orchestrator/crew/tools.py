@@ -51,8 +51,17 @@ class ContextTool(BaseTool):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     ctx: Any = Field(default=None, exclude=True)
+    # Called with (tool name, arguments, result) after each call, when the agent step is not
+    # reported by CrewAI's step callback (native tool calling, as with Claude).
+    on_step: Any = Field(default=None, exclude=True)
 
-    def run_step(self, body: Callable[[], dict]) -> str:
+    def run_step(self, body: Callable[[], dict], arguments: dict | None = None) -> str:
+        result = self._run_body(body)[:MAX_OBSERVATION]
+        if self.on_step is not None:
+            self.on_step(self.name, arguments or {}, result)
+        return result
+
+    def _run_body(self, body: Callable[[], dict]) -> str:
         ctx: ExecutionContext = self.ctx
         started = time.monotonic()
         try:
@@ -71,7 +80,7 @@ class ContextTool(BaseTool):
             result = f"ERROR: {errors.describe(status)}"
         finally:
             ctx.last_tool_ms = (time.monotonic() - started) * 1000
-        return result[:MAX_OBSERVATION]
+        return result
 
     service_name: str = "orchestrator"
 
@@ -124,7 +133,7 @@ class SearchMemoryTool(ContextTool):
             ctx.memory_findings.extend(findings)
             return {"memories": findings}
 
-        return self.run_step(body)
+        return self.run_step(body, {"query": query})
 
 
 class GenerateCodeTool(ContextTool):
@@ -176,7 +185,7 @@ class ValidateCodeTool(ContextTool):
             return {"valid": reply.valid, "code_sha256": ctx.code_sha256,
                     "violations": [json_format.MessageToDict(v) for v in reply.violations]}
 
-        return self.run_step(body)
+        return self.run_step(body, {"code_sha256": code_sha256})
 
 
 class ExecuteCodeTool(ContextTool):
@@ -212,7 +221,7 @@ class ExecuteCodeTool(ContextTool):
             return {"outcome": "RUN_OUTCOME_SUCCEEDED", "metrics": json_format.MessageToDict(reply.result.metrics),
                     "duration_ms": round(reply.duration_ms, 1), "isolation": list(reply.isolation)}
 
-        return self.run_step(body)
+        return self.run_step(body, {"code_sha256": code_sha256})
 
 
 class StoreMemoryTool(ContextTool):
@@ -259,7 +268,7 @@ class StoreMemoryTool(ContextTool):
             ctx.memory_stored = True
             return {"stored": True, "memory": content}
 
-        return self.run_step(body)
+        return self.run_step(body, {"note": note})
 
 
 def tools_for(ctx: ExecutionContext) -> dict[str, list[BaseTool]]:

@@ -1,0 +1,1 @@
+"""Test doubles of external services, speaking their real wire protocols."""
