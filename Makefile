@@ -46,5 +46,9 @@ demo: up
 test: proto node_modules/.installed
 	$(PY) -m pytest
 
+bench: proto
+	$(PY) benchmarks/memory_bench.py
+	@test ! -f benchmarks/sandbox_bench.py || $(PY) benchmarks/sandbox_bench.py
+
 clean: down
 	rm -rf $(RUN_DIR) gen
