@@ -180,7 +180,8 @@ class Runner:
 
     def _insights(self, ctx: ExecutionContext, llm: str) -> dict:
         insights = {"llm": llm, "stage_seconds": ctx.stage_seconds, "memory_findings": ctx.memory_findings,
-                    "memory_stored": ctx.memory_stored, "warnings": ctx.warnings}
+                    "memory_stored": ctx.memory_stored, "warnings": ctx.warnings, "preferences": ctx.preferences,
+                    "preference_conflicts": ctx.preference_conflicts(), "templates_consulted": ctx.templates}
         if ctx.analysis is not None:
             insights["summary"] = ctx.analysis.summary
             insights["interpretation"] = [json_format.MessageToDict(r, preserving_proto_field_name=True)
@@ -195,6 +196,8 @@ class Runner:
 
     def _finish(self, ctx: ExecutionContext, llm: str) -> None:
         ctx.close_stage()
+        for conflict in ctx.preference_conflicts():
+            ctx.warn("orchestrator", f"preference conflict: {conflict}")
         self.repo.set_insights(ctx.execution_id, self._insights(ctx, llm))
         eid = ctx.execution_id
         if self._stopping and ctx.cancel.is_set():

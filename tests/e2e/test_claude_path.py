@@ -18,7 +18,8 @@ from tests.fakes.anthropic_server import ANALYZER, EXECUTOR, GENERATOR, FakeAnth
 S = execution_pb2
 API_KEY = "test-key"
 MODEL = "claude-sonnet-4-6"  # not the default: shows STRATEXEC_LLM_MODEL is honoured
-DESIGNED_TOOLS = ["analyze_strategy", "search_strategy_memory", "generate_vectorbt_code",
+DESIGNED_TOOLS = ["analyze_strategy", "search_strategy_memory", "get_user_preferences",
+                  "search_code_templates", "generate_vectorbt_code",
                   "validate_python_code", "execute_python_code", "store_strategy_memory"]
 
 
@@ -105,6 +106,6 @@ def test_the_claude_steps_are_events_like_the_offline_ones(finished):
     assert {s.agent for s in steps} == {ANALYZER, GENERATOR, EXECUTOR}
     tool_steps = [s for s in steps if s.tool]
     assert [s.tool for s in tool_steps] == DESIGNED_TOOLS
-    assert [s.agent for s in tool_steps] == [ANALYZER, ANALYZER, GENERATOR, GENERATOR, EXECUTOR, EXECUTOR]
+    assert [s.agent for s in tool_steps] == [ANALYZER] * 3 + [GENERATOR] * 3 + [EXECUTOR] * 2
     run = next(s for s in tool_steps if s.tool == "execute_python_code")
     assert "code_sha256" in run.arguments and "RUN_OUTCOME_SUCCEEDED" in run.result

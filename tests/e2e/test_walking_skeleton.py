@@ -35,7 +35,8 @@ def test_example_strategy_streams_every_status_in_order_and_completes_with_trade
     agents = {e.agent_step.agent for e in events if e.type == S.EVENT_TYPE_AGENT_STEP}
     assert agents == {"Strategy Analyzer", "Code Generator", "Code Executor"}
     tools = [e.agent_step.tool for e in events if e.type == S.EVENT_TYPE_AGENT_STEP and e.agent_step.tool]
-    assert tools == ["analyze_strategy", "search_strategy_memory", "generate_vectorbt_code",
+    assert tools == ["analyze_strategy", "search_strategy_memory", "get_user_preferences",
+                  "search_code_templates", "generate_vectorbt_code",
                      "validate_python_code", "execute_python_code", "store_strategy_memory"]
 
     result = client.results(execution_id).result

@@ -208,19 +208,25 @@ def analyzer_turn(calls: list[ToolCall], task: str) -> Turn:
     if len(calls) == 1:
         query = f"{analysis.get('summary', 'trading strategy')} on {', '.join(analysis.get('symbols', []))}"
         return Turn("Now let me look for this user's similar strategies.", "search_strategy_memory", {"query": query})
-    memory = _json(calls[1].result)
-    return Turn(json.dumps({"analysis": analysis, "similar_strategies": memory.get("memories", [])}))
+    if len(calls) == 2:
+        return Turn("And the user's preferences.", "get_user_preferences", {})
+    memory, prefs = _json(calls[1].result), _json(calls[2].result)
+    return Turn(json.dumps({"analysis": analysis, "similar_strategies": memory.get("memories", []),
+                            "preference_conflicts": prefs.get("conflicts", [])}))
 
 
 def generator_turn(calls: list[ToolCall], task: str) -> Turn:
     if not calls:
-        return Turn("I'll compile the analysed strategy into VectorBT code.", "generate_vectorbt_code", {})
+        return Turn("First the code templates for these rules.", "search_code_templates",
+                    {"query": "moving average deviation entry with take profit and stop loss"})
     if failure := _failed(calls[-1]):
         return failure
-    sha = _json(calls[0].result).get("code_sha256", "")
     if len(calls) == 1:
+        return Turn("I'll compile the analysed strategy into VectorBT code.", "generate_vectorbt_code", {})
+    sha = _json(calls[1].result).get("code_sha256", "")
+    if len(calls) == 2:
         return Turn("The code has to pass the policy before it may run.", "validate_python_code", {"code_sha256": sha})
-    verdict = _json(calls[1].result)
+    verdict = _json(calls[2].result)
     if not verdict.get("valid"):
         return Turn(f"FAILED: the generated code breaks the policy: {verdict.get('violations') or verdict.get('error')}")
     return Turn(json.dumps({"code_sha256": verdict.get("code_sha256", sha), "valid": True}))
@@ -232,15 +238,14 @@ def executor_turn(calls: list[ToolCall], task: str) -> Turn:
         if not match:
             return Turn("FAILED: the task gives me no validated code to run.")
         return Turn("I'll run the validated code in the sandbox.", "execute_python_code", {"code_sha256": match["sha"]})
-    if failure := _failed(calls[-1]):
-        return failure
     run = _json(calls[0].result)
-    if run.get("outcome") != "RUN_OUTCOME_SUCCEEDED":
-        return Turn(f"FAILED: the backtest did not succeed: {run.get('error') or calls[0].result}")
-    if len(calls) == 1:
+    succeeded = run.get("outcome") == "RUN_OUTCOME_SUCCEEDED"
+    if len(calls) == 1:  # success or failure, the outcome is worth remembering
         trades = run.get("metrics", {}).get("trades", 0)
-        return Turn("The backtest ran; I'll remember it for next time.", "store_strategy_memory",
-                    {"note": f"{trades} trades in the backtest"})
+        note = f"{trades} trades in the backtest" if succeeded else "the run failed"
+        return Turn("I'll remember how this went for next time.", "store_strategy_memory", {"note": note})
+    if not succeeded:
+        return Turn(f"FAILED: the backtest did not succeed: {run.get('error') or calls[0].result}")
     return Turn(json.dumps({"metrics": run.get("metrics", {})}))
 
 

@@ -60,9 +60,12 @@ def test_it_calls_the_tools_in_order_with_the_sha_from_the_task_then_answers(fak
     assert [r.agent for r in fake.recorded()] == [EXECUTOR] * 3
 
 
-def test_a_failed_run_ends_the_turns_with_a_failure_instead_of_storing_it(fake):
+def test_a_failed_run_is_remembered_then_ends_the_turns_with_a_failure(fake):
     first = create(sdk(fake), [TASK])
-    final = create(sdk(fake), [TASK, *answered(first, "ERROR: sandbox: RUN_OUTCOME_TIMEOUT")])
+    history = [TASK, *answered(first, '{"outcome": "RUN_OUTCOME_TIMED_OUT", "error": "sandbox: timed out"}')]
+    second = create(sdk(fake), history)
+    assert second.content[-1].name == "store_strategy_memory"
+    final = create(sdk(fake), [*history, *answered(second, '{"stored": true}')])
     assert final.stop_reason == "end_turn" and final.content[0].text.startswith("FAILED")
 
 

@@ -38,12 +38,34 @@ class ExecutionContext:
     run_ms: float = 0.0
     memory_findings: list = dataclasses.field(default_factory=list)
     memory_stored: bool = False
+    preferences: dict = dataclasses.field(default_factory=dict)
+    templates: list = dataclasses.field(default_factory=list)
     warnings: list = dataclasses.field(default_factory=list)
     error: status_pb2.Status | None = None
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     stage_seconds: dict = dataclasses.field(default_factory=dict)
     last_tool_ms: float = 0.0
     _stage_started: float = dataclasses.field(default_factory=time.monotonic)
+
+    def preference_conflicts(self) -> list[str]:
+        """Where this strategy, its similar past strategies or its result go against the user's preferences."""
+        conflicts = []
+        limit = self.preferences.get("max_drawdown")
+        if limit is not None:
+            for found in self.memory_findings:
+                dd = found["metadata"].get("max_drawdown")
+                if dd is not None and -float(dd) > float(limit):
+                    conflicts.append(f"a similar past strategy ({found['metadata'].get('symbols')}, execution "
+                                     f"{found['metadata'].get('execution_id')}) had a max drawdown of {float(dd):.1f}%, "
+                                     f"beyond your limit of -{float(limit):g}%")
+            if self.result is not None and -self.result.metrics.max_drawdown > float(limit):
+                conflicts.append(f"this backtest's max drawdown of {self.result.metrics.max_drawdown:.1f}% is beyond "
+                                 f"your limit of -{float(limit):g}%")
+        preferred = self.preferences.get("preferred_assets") or []
+        others = [s for s in self.params.symbols if preferred and s not in preferred]
+        if others:
+            conflicts.append(f"{', '.join(others)} not among your preferred assets ({', '.join(preferred)})")
+        return conflicts
 
     def log(self, level: str, source: str, message: str) -> None:
         self.events.log_line(self.execution_id, self.status, level, source, message)

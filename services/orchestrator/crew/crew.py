@@ -105,19 +105,21 @@ def build_crew(ctx: ExecutionContext, llm: BaseLLM) -> Crew:
 
     analyze = Task(
         description=f"Analyse this strategy for {setting}. Its nodes:\n{_rules_text(ctx.schema)}\n"
-                    "Call analyze_strategy, then search_strategy_memory with a description of the strategy.",
+                    "Call analyze_strategy, then search_strategy_memory with a description of the strategy, "
+                    "then get_user_preferences.",
         expected_output="JSON with the analysis and similar past strategies",
         agent=analyzer, callback=_task_done(ctx, ANALYZER, "GENERATING_CODE", "generating code"),
     )
     generate = Task(
-        description="Generate the VectorBT code with generate_vectorbt_code, then check it with validate_python_code.",
+        description="Look up code templates with search_code_templates, generate the VectorBT code with "
+                    "generate_vectorbt_code, then check it with validate_python_code.",
         expected_output='JSON {"code_sha256": ..., "valid": true}',
         agent=generator, context=[analyze],
         callback=_task_done(ctx, GENERATOR, "EXECUTING", "executing the backtest in the sandbox"),
     )
     execute = Task(
         description="Run the validated code with execute_python_code (pass its code_sha256), "
-                    "then store the outcome with store_strategy_memory.",
+                    "then store the outcome with store_strategy_memory, whether the run succeeded or failed.",
         expected_output="JSON with the backtest metrics",
         agent=executor, context=[generate], callback=_task_done(ctx, EXECUTOR),
     )

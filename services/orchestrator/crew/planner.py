@@ -17,6 +17,7 @@ from crewai import BaseLLM
 ANALYZER, GENERATOR, EXECUTOR = "Strategy Analyzer", "Code Generator", "Code Executor"
 _ACTION = re.compile(r"Action:\s*(?P<tool>[\w.-]+)\s*\nAction Input:.*?\nObservation:\s*(?P<obs>.*)", re.S)
 _SHA = re.compile(r'"code_sha256":\s*"(?P<sha>[0-9a-f]{64})"')
+_SUMMARY = re.compile(r'"summary":\s*"(?P<summary>[^"]*)"')
 
 
 def _steps(messages: list[dict]) -> list[tuple[str, str]]:
@@ -32,8 +33,9 @@ def _steps(messages: list[dict]) -> list[tuple[str, str]]:
 
 
 def _json(observation: str) -> dict:
+    """The JSON object a tool returned (CrewAI may append a reminder after it)."""
     try:
-        value = json.loads(observation)
+        value, _ = json.JSONDecoder().raw_decode(observation.strip())
         return value if isinstance(value, dict) else {}
     except json.JSONDecodeError:
         return {}
@@ -62,21 +64,28 @@ def plan_analyzer(steps: list[tuple[str, str]], task: str) -> str:
         query = f"{analysis.get('summary', '')} on {', '.join(analysis.get('symbols', []))}".strip()
         return _act("Let me check what this user's similar strategies did before.", "search_strategy_memory",
                     {"query": query})
-    analysis, memory = _json(steps[0][1]), _json(steps[1][1])
-    return _final("I understand the strategy and what memory says about it.",
-                  {"analysis": analysis, "similar_strategies": memory.get("memories", [])})
+    if len(steps) == 2:
+        return _act("And what the user prefers: risk, drawdown, assets.", "get_user_preferences", {})
+    analysis, memory, prefs = _json(steps[0][1]), _json(steps[1][1]), _json(steps[2][1])
+    return _final("I understand the strategy, its history and the user's preferences.",
+                  {"analysis": analysis, "similar_strategies": memory.get("memories", []),
+                   "preference_conflicts": prefs.get("conflicts", [])})
 
 
 def plan_generator(steps: list[tuple[str, str]], task: str) -> str:
     if not steps:
-        return _act("I compile the analysed strategy into a VectorBT script.", "generate_vectorbt_code", {})
+        summary = _SUMMARY.search(task)
+        return _act("Let me look up the code templates for these rule families.", "search_code_templates",
+                    {"query": summary["summary"] if summary else "VectorBT entry rule, take profit, stop loss"})
     if steps[-1][1].startswith("ERROR"):
         return _failed(steps[-1][1])
     if len(steps) == 1:
-        code = _json(steps[0][1])
+        return _act("I compile the analysed strategy into a VectorBT script.", "generate_vectorbt_code", {})
+    if len(steps) == 2:
+        code = _json(steps[1][1])
         return _act("The code must pass the policy before it may run.", "validate_python_code",
                     {"code_sha256": code.get("code_sha256", "")})
-    verdict = _json(steps[1][1])
+    verdict = _json(steps[2][1])
     if not verdict.get("valid"):
         return _failed(f"the generated code breaks the policy: {verdict.get('violations')}")
     return _final("The code is generated and passes the policy.",
@@ -89,13 +98,17 @@ def plan_executor(steps: list[tuple[str, str]], task: str) -> str:
         if not match:
             return _final("There is no validated code to run.", "FAILED: the Code Generator produced no validated code")
         return _act("I run the validated code in the sandbox.", "execute_python_code", {"code_sha256": match["sha"]})
-    if steps[-1][1].startswith("ERROR"):
-        return _failed(steps[-1][1])
-    run = _json(steps[0][1])
-    if run.get("outcome") != "RUN_OUTCOME_SUCCEEDED":
-        return _failed(run.get("error", "the run failed"))
+    run_observation = steps[0][1]
+    run = _json(run_observation)
+    succeeded = run.get("outcome") == "RUN_OUTCOME_SUCCEEDED"
     if len(steps) == 1:
-        return _act("The backtest ran; I remember its result for next time.", "store_strategy_memory", {"note": ""})
+        if run_observation.startswith("ERROR: the execution was cancelled"):
+            return _failed(run_observation)
+        thought = ("The backtest ran; I remember its result for next time." if succeeded
+                   else "The run failed; a failure is worth remembering too.")
+        return _act(thought, "store_strategy_memory", {"note": ""})
+    if not succeeded:
+        return _failed(run.get("error") or run_observation)
     return _final("The backtest is complete.", {"metrics": run.get("metrics", {})})
 
 

@@ -20,6 +20,7 @@ from google.protobuf import json_format
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common import errors
+from services.orchestrator import preferences
 from services.orchestrator.clients import Cancelled
 from services.orchestrator.convert import struct
 from services.orchestrator.crew.context import ExecutionContext
@@ -54,6 +55,8 @@ class ContextTool(BaseTool):
     # Called with (tool name, arguments, result) after each call, when the agent step is not
     # reported by CrewAI's step callback (native tool calling, as with Claude).
     on_step: Any = Field(default=None, exclude=True)
+    # Tools that record what happened still run after the execution failed.
+    after_failure: bool = False
 
     def run_step(self, body: Callable[[], dict], arguments: dict | None = None) -> str:
         result = self._run_body(body)[:MAX_OBSERVATION]
@@ -67,7 +70,7 @@ class ContextTool(BaseTool):
         try:
             if ctx.cancel.is_set():
                 raise Cancelled()
-            if ctx.error is not None:
+            if ctx.error is not None and not self.after_failure:
                 return f"ERROR: the execution already failed: {errors.describe(ctx.error)}"
             result = json.dumps(body(), default=str)
         except Cancelled:
@@ -111,27 +114,76 @@ class AnalyzeStrategyTool(ContextTool):
         return self.run_step(body)
 
 
+def _memory(ctx: ExecutionContext, method, request, skipped: str):
+    """A best-effort memory call: None (and a warning event) when memory is unavailable."""
+    try:
+        return ctx.clients.call(method, request, cancel=ctx.cancel)
+    except grpc.RpcError as exc:
+        ctx.warn("memory", f"memory unavailable, {skipped}: {errors.describe(errors.status_from_rpc_error(exc))}")
+        return None
+
+
+def _found(memories) -> list[dict]:
+    return [{"memory": m.content, "score": round(m.score, 3), "metadata": json_format.MessageToDict(m.metadata)}
+            for m in memories]
+
+
 class SearchMemoryTool(ContextTool):
     name: str = "search_strategy_memory"
-    description: str = "Search the user's memory (mem0) for similar past strategies, their results and preferences."
+    description: str = "Search the user's memory (mem0) for similar past strategies and how they did."
     args_schema: type[BaseModel] = QueryArgs
     service_name: str = "memory"
 
     def _run(self, query: str) -> str:
         def body():
             ctx = self.ctx
-            req = memory_pb2.SearchMemoriesRequest(query=query, user_id=ctx.user_id, limit=3)
-            try:
-                found = ctx.clients.call(ctx.clients.memory.SearchMemories, req, cancel=ctx.cancel).memories
-            except grpc.RpcError as exc:
-                ctx.warn("memory", f"memory unavailable, searching skipped: {errors.describe(errors.status_from_rpc_error(exc))}")
+            req = memory_pb2.SearchMemoriesRequest(query=query, user_id=ctx.user_id, limit=3,
+                                                   filters=struct({"kind": "strategy_pattern"}))
+            reply = _memory(ctx, ctx.clients.memory.SearchMemories, req, "searching skipped")
+            if reply is None:
                 return {"memories": [], "note": "memory unavailable"}
-            findings = [
-                {"memory": m.content, "score": round(m.score, 3), "metadata": json_format.MessageToDict(m.metadata)}
-                for m in found
-            ]
-            ctx.memory_findings.extend(findings)
-            return {"memories": findings}
+            ctx.memory_findings.extend(_found(reply.memories))
+            return {"memories": _found(reply.memories)}
+
+        return self.run_step(body, {"query": query})
+
+
+class PreferencesTool(ContextTool):
+    name: str = "get_user_preferences"
+    description: str = "Read the user's preferences (risk tolerance, maximum drawdown, preferred assets) from memory."
+    args_schema: type[BaseModel] = NoArgs
+    service_name: str = "memory"
+
+    def _run(self) -> str:
+        def body():
+            ctx = self.ctx
+            try:
+                ctx.preferences = preferences.load(ctx.clients, ctx.user_id, cancel=ctx.cancel)
+            except grpc.RpcError as exc:
+                ctx.warn("memory", f"memory unavailable, preferences not read: {errors.describe(errors.status_from_rpc_error(exc))}")
+                return {"preferences": {}, "note": "memory unavailable"}
+            return {"preferences": ctx.preferences, "conflicts": ctx.preference_conflicts()}
+
+        return self.run_step(body)
+
+
+class TemplatesTool(ContextTool):
+    name: str = "search_code_templates"
+    description: str = "Look up code templates (shared and the user's own) for the strategy's rule families."
+    args_schema: type[BaseModel] = QueryArgs
+    service_name: str = "memory"
+
+    def _run(self, query: str) -> str:
+        def body():
+            ctx = self.ctx
+            req = memory_pb2.SearchMemoriesRequest(query=query, user_id=ctx.user_id, limit=3,
+                                                   filters=struct({"kind": "code_template"}))
+            reply = _memory(ctx, ctx.clients.memory.SearchMemories, req, "templates not consulted")
+            if reply is None:
+                return {"templates": [], "note": "memory unavailable"}
+            ctx.templates = [{"rule_family": t["metadata"].get("rule_family"), "tested": t["metadata"].get("tested"),
+                              "score": t["score"]} for t in _found(reply.memories)]
+            return {"templates": _found(reply.memories)}
 
         return self.run_step(body, {"query": query})
 
@@ -226,44 +278,41 @@ class ExecuteCodeTool(ContextTool):
 
 class StoreMemoryTool(ContextTool):
     name: str = "store_strategy_memory"
-    description: str = "Remember this strategy, its parameters and its result for the user (memory.AddMemory)."
+    description: str = ("Remember this strategy, its parameters and its outcome, success or failure, for the user "
+                        "(memory.AddMemory; the same strategy and parameters update one memory).")
     args_schema: type[BaseModel] = StoreArgs
     service_name: str = "memory"
+    after_failure: bool = True  # failures are worth remembering too
 
     def _run(self, note: str = "") -> str:
         def body():
             ctx = self.ctx
-            if ctx.result is None or ctx.analysis is None:
-                return {"stored": False, "reason": "no backtest result to remember"}
-            m = ctx.result.metrics
+            if ctx.analysis is None:
+                return {"stored": False, "reason": "nothing analysed to remember"}
             p = ctx.params
-            content = (
-                f"Strategy: {ctx.analysis.summary}. Asset {', '.join(p.symbols)} {p.timeframe} "
-                f"{p.start_date}..{p.end_date}. Result: total return {m.total_return:.2f}%, "
-                f"max drawdown {m.max_drawdown:.2f}%, {m.trades} closed trades"
-                + (f", win rate {m.win_rate:.1f}%" if m.HasField("win_rate") else "")
-                + (f", Sharpe {m.sharpe_ratio:.2f}" if m.HasField("sharpe_ratio") else "")
-                + (f". Note: {note}" if note else "")
-            )
-            metadata = {
-                "kind": "strategy_pattern",
-                "execution_id": ctx.execution_id,
-                "code_sha256": ctx.code_sha256,
-                "symbols": ",".join(p.symbols),
-                "timeframe": p.timeframe,
-                "indicators": ",".join(ctx.analysis.indicators),
-                "total_return": round(m.total_return, 4),
-                "max_drawdown": round(m.max_drawdown, 4),
-                "trades": m.trades,
-            }
-            req = memory_pb2.AddMemoryRequest(
-                messages=[memory_pb2.MemoryMessage(role="assistant", content=content)],
-                user_id=ctx.user_id, metadata=struct(metadata), infer=False,
-            )
-            try:
-                ctx.clients.call(ctx.clients.memory.AddMemory, req, cancel=ctx.cancel)
-            except grpc.RpcError as exc:
-                ctx.warn("memory", f"memory unavailable, pattern not stored: {errors.describe(errors.status_from_rpc_error(exc))}")
+            params = json_format.MessageToDict(p, preserving_proto_field_name=True)
+            metadata = {"kind": "strategy_pattern", "strategy": ctx.schema, "params": params,
+                        "execution_id": ctx.execution_id, "symbols": ",".join(p.symbols), "timeframe": p.timeframe,
+                        "indicators": ",".join(ctx.analysis.indicators)}
+            head = f"Strategy: {ctx.analysis.summary}. Asset {', '.join(p.symbols)} {p.timeframe} {p.start_date}..{p.end_date}."
+            if ctx.result is not None:
+                m = ctx.result.metrics
+                content = (f"{head} Result: total return {m.total_return:.2f}%, max drawdown {m.max_drawdown:.2f}%, "
+                           f"{m.trades} closed trades"
+                           + (f", win rate {m.win_rate:.1f}%" if m.HasField("win_rate") else "")
+                           + (f", Sharpe {m.sharpe_ratio:.2f}" if m.HasField("sharpe_ratio") else ""))
+                metadata.update(outcome="completed", code_sha256=ctx.code_sha256, total_return=round(m.total_return, 4),
+                                max_drawdown=round(m.max_drawdown, 4), trades=m.trades)
+            elif ctx.error is not None:
+                content = f"{head} FAILED: {errors.describe(ctx.error)}"
+                metadata.update(outcome="failed", failure_reason=errors.describe(ctx.error))
+            else:
+                return {"stored": False, "reason": "no outcome yet: run the code first"}
+            if note:
+                content += f" Note: {note}"
+            req = memory_pb2.AddMemoryRequest(messages=[memory_pb2.MemoryMessage(role="assistant", content=content)],
+                                              user_id=ctx.user_id, metadata=struct(metadata), infer=False)
+            if _memory(ctx, ctx.clients.memory.AddMemory, req, "pattern not stored") is None:
                 return {"stored": False, "reason": "memory unavailable"}
             ctx.memory_stored = True
             return {"stored": True, "memory": content}
@@ -274,7 +323,7 @@ class StoreMemoryTool(ContextTool):
 def tools_for(ctx: ExecutionContext) -> dict[str, list[BaseTool]]:
     """The tools each agent holds, bound to one execution."""
     return {
-        "analyzer": [AnalyzeStrategyTool(ctx=ctx), SearchMemoryTool(ctx=ctx)],
-        "generator": [GenerateCodeTool(ctx=ctx), ValidateCodeTool(ctx=ctx), SearchMemoryTool(ctx=ctx)],
+        "analyzer": [AnalyzeStrategyTool(ctx=ctx), SearchMemoryTool(ctx=ctx), PreferencesTool(ctx=ctx)],
+        "generator": [TemplatesTool(ctx=ctx), GenerateCodeTool(ctx=ctx), ValidateCodeTool(ctx=ctx)],
         "executor": [ExecuteCodeTool(ctx=ctx), StoreMemoryTool(ctx=ctx)],
     }

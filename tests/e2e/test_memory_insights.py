@@ -1,0 +1,89 @@
+"""The agents learn across executions: a second run of a similar strategy
+surfaces the first one's result in its insights, the user's preferences
+are read and conflicts reported, and failures are remembered too."""
+from __future__ import annotations
+
+import uuid
+
+import grpc
+
+from stratexec.memory.v1 import memory_pb2, memory_pb2_grpc
+from stratexec.orchestrator.v1 import execution_pb2, preference_pb2, preference_pb2_grpc
+from stratexec_cli.client import Client
+from tests.e2e.conftest import EXAMPLE, btc_2024
+
+S = execution_pb2
+
+
+def run_to_end(client: Client, schema, params) -> execution_pb2.Execution:
+    execution = client.execute(schema, params)
+    list(client.watch(execution.id))
+    return client.get(execution.id)
+
+
+def test_a_second_similar_execution_surfaces_the_first_ones_result(orchestrator_addr):
+    client = Client(orchestrator_addr, user=f"learner-{uuid.uuid4().hex[:8]}")
+    first = run_to_end(client, EXAMPLE, btc_2024())
+    first_return = client.results(first.id).result.metrics.total_return
+
+    eth = btc_2024()
+    eth.symbols[:] = ["ETH"]
+    second = run_to_end(client, EXAMPLE, eth)
+
+    assert second.status == S.EXECUTION_STATUS_COMPLETED
+    findings = second.agent_insights["memory_findings"]
+    mine = [f for f in findings if f["metadata"]["execution_id"] == first.id]
+    assert mine, findings
+    assert abs(mine[0]["metadata"]["total_return"] - first_return) < 1e-3
+    assert f"{first_return:.2f}%" in mine[0]["memory"]
+
+
+def test_the_same_strategy_and_params_update_one_memory_instead_of_adding_another(stack, orchestrator_addr):
+    user = f"repeat-{uuid.uuid4().hex[:8]}"
+    client = Client(orchestrator_addr, user=user)
+    run_to_end(client, EXAMPLE, btc_2024())
+    latest = run_to_end(client, EXAMPLE, btc_2024())
+
+    with grpc.insecure_channel(stack["memory"].address) as channel:
+        listed = memory_pb2_grpc.MemoryServiceStub(channel).ListMemories(
+            memory_pb2.ListMemoriesRequest(user_id=user, page_size=50))
+    patterns = [m for m in listed.memories if m.metadata["kind"] == "strategy_pattern"]
+    assert len(patterns) == 1
+    assert patterns[0].metadata["execution_id"] == latest.id
+
+
+def test_preferences_are_set_through_the_api_and_conflicts_are_reported(orchestrator_addr):
+    user = f"cautious-{uuid.uuid4().hex[:8]}"
+    client = Client(orchestrator_addr, user=user)
+    with grpc.insecure_channel(orchestrator_addr) as channel:
+        prefs = preference_pb2_grpc.PreferenceServiceStub(channel)
+        reply = prefs.UpdatePreferences(
+            preference_pb2.UpdatePreferencesRequest(preferences=preference_pb2.Preferences(
+                risk_tolerance=preference_pb2.RISK_TOLERANCE_LOW, max_drawdown=5, preferred_assets=["SPY"])),
+            metadata=(("x-user-id", user),))
+        assert reply.preferences.max_drawdown == 5 and list(reply.preferences.preferred_assets) == ["SPY"]
+
+    execution = run_to_end(client, EXAMPLE, btc_2024())  # BTC, whose drawdown exceeds 5%
+
+    insights = execution.agent_insights
+    assert insights["preferences"]["risk_tolerance"] == "low"
+    conflicts = " | ".join(insights["preference_conflicts"])
+    assert "BTC-USD not among your preferred assets (SPY)" in conflicts
+    assert "this backtest's max drawdown" in conflicts
+    warnings = [e.log.message for e in client.watch(execution.id) if e.type == S.EVENT_TYPE_LOG]
+    assert any(w.startswith("preference conflict:") for w in warnings)
+
+
+def test_a_failed_execution_is_remembered_with_its_reason(stack, orchestrator_addr):
+    user = f"unlucky-{uuid.uuid4().hex[:8]}"
+    client = Client(orchestrator_addr, user=user)
+    params = btc_2024()
+    params.symbols[:] = ["NOSUCHCOIN"]
+
+    execution = run_to_end(client, EXAMPLE, params)
+
+    assert execution.status == S.EXECUTION_STATUS_FAILED
+    with grpc.insecure_channel(stack["memory"].address) as channel:
+        listed = memory_pb2_grpc.MemoryServiceStub(channel).ListMemories(memory_pb2.ListMemoriesRequest(user_id=user))
+    failed = [m for m in listed.memories if m.metadata["outcome"] == "failed"]
+    assert len(failed) == 1 and "NOT_FOUND" in failed[0].metadata["failure_reason"]
