@@ -12,6 +12,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.in constraints.txt pyproject.toml
+	@# bubblewrap builds the sandbox's jail; without it the sandbox runs with fewer layers (and says so)
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null)) ; } || \
+	  echo "warning: bubblewrap not installed; the sandbox will run with fewer isolation layers"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# The CPU build of torch first: sentence-transformers would otherwise pull CUDA.
 	$(PIP) install -q torch==2.13.0

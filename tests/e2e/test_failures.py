@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import signal
 
+import grpc
 import pytest
 
 from services.stack import start_service, start_stack
 from stratexec.orchestrator.v1 import execution_pb2
-from stratexec_cli.client import Client
+from stratexec_cli.client import Client, ClientError
 from tests.e2e.conftest import EXAMPLE, btc_2024
 
 S = execution_pb2
@@ -20,7 +21,8 @@ TERMINAL = {S.EXECUTION_STATUS_COMPLETED, S.EXECUTION_STATUS_FAILED, S.EXECUTION
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("failures")
-    services = start_stack(run_dir, env={"ORCHESTRATOR_LEASE_S": "2"})
+    # Fresh-interpreter sandbox runs take seconds: long enough to cancel one mid-run.
+    services = start_stack(run_dir, env={"ORCHESTRATOR_LEASE_S": "2", "SANDBOX_MODE": "fresh"})
     services["run_dir"] = run_dir
     yield services
     for name in ("orchestrator", "memory", "sandbox", "codegen"):
@@ -53,6 +55,29 @@ def test_executions_interrupted_by_sigkill_finish_after_a_restart(own_stack):
     requeued = [e for e in finals[ids[0]] if e.type == S.EVENT_TYPE_STATUS_CHANGED and e.message.startswith("re-queued")]
     assert len(requeued) == 1
     assert client.get(ids[0]).backtest_run_id
+
+
+def test_cancelling_a_queued_or_running_execution_stops_it_and_its_sandbox_run(own_stack):
+    client = Client(own_stack["orchestrator"].address)
+    running = client.execute(EXAMPLE, btc_2024())
+    queued = [client.execute(EXAMPLE, btc_2024()) for _ in range(3)]
+    wait_for_status(client, running.id, S.EXECUTION_STATUS_EXECUTING)
+
+    stopped = client.cancel(running.id)
+    waiting = client.cancel(queued[-1].id)  # two workers: the last one is still queued
+
+    assert stopped.status == S.EXECUTION_STATUS_CANCELLED
+    assert waiting.status == S.EXECUTION_STATUS_CANCELLED
+    assert not client.get(running.id).backtest_run_id
+    events = list(client.watch(running.id))
+    assert events[-1].status == S.EXECUTION_STATUS_CANCELLED
+    runs = [e.agent_step for e in events if e.agent_step.tool == "execute_python_code"]
+    assert all("RUN_OUTCOME_SUCCEEDED" not in step.result for step in runs)
+    for execution in queued[:-1]:
+        assert list(client.watch(execution.id))[-1].status == S.EXECUTION_STATUS_COMPLETED
+    with pytest.raises(ClientError) as finished:
+        client.cancel(running.id)
+    assert finished.value.status.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
 
 
 def test_an_execution_completes_when_memory_is_down(own_stack):

@@ -1,0 +1,295 @@
+"""Running one job: the interface the server uses, and the fresh-interpreter runner.
+
+    runner = make_runner(config, plan)   # FreshRunner, or the warm pool (pool.py)
+    await runner.start()
+    out = await runner.run(RunJob(...))  # RunOutput: outcome, raw result bytes, logs
+    await runner.close()
+
+The server only sees ``Runner``; how a run gets its interpreter (a fresh
+``python`` here, a fork of a warm parent in the pool) is the runner's
+business. Both apply the same isolation (isolation.py, jail_boot.py).
+"""
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import errno
+import logging
+import os
+import signal
+import time
+import uuid
+
+from services.sandbox.config import SandboxConfig
+from services.sandbox.isolation import (
+    BOOT_FAILED_EXIT,
+    IsolationPlan,
+    RunDir,
+    command,
+    processes_of_uid,
+    sweep_uid_command,
+)
+from services.sandbox.market_data import PreparedData
+
+log = logging.getLogger("sandbox.runner")
+
+
+class Outcome(enum.Enum):
+    SUCCEEDED = "succeeded"  # exited 0 and wrote something on the result channel (not yet checked)
+    FAILED = "failed"  # exited non-zero, or no result
+    TIMED_OUT = "timed_out"
+    KILLED = "killed"  # by a signal or a resource limit
+
+
+class QueueFull(RuntimeError):
+    """More runs waiting than the queue holds."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunJob:
+    code: str
+    data: PreparedData
+    timeout_seconds: float
+    execution_id: str = ""
+    run_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+@dataclasses.dataclass
+class RunOutput:
+    outcome: Outcome
+    reason: str  # machine-readable: OK, EXIT_NONZERO, NO_RESULT, RESULT_TOO_LARGE, TIMEOUT, SIGNAL, JAIL_FAILED ...
+    message: str
+    result: bytes | None
+    logs: list[str]
+    logs_truncated: bool
+    duration_ms: float
+    isolation: list[str]
+    exit_code: int | None = None
+    signal: int | None = None
+
+
+class Runner(abc.ABC):
+    """Runs jobs, at most ``pool_size`` at a time, with a bounded queue."""
+
+    def __init__(self, config: SandboxConfig, plan: IsolationPlan):
+        self.config = config
+        self.plan = plan
+        self._free_slots: asyncio.Queue[int] | None = None
+        self._waiting = 0
+
+    @property
+    def isolation(self) -> list[str]:
+        return list(self.plan.active)
+
+    async def start(self) -> None:
+        self._free_slots = asyncio.Queue()
+        for slot in range(self.config.pool_size):
+            self._free_slots.put_nowait(slot)
+
+    async def close(self) -> None:
+        pass
+
+    @contextlib.asynccontextmanager
+    async def slot(self):
+        """A slot (and so a uid) of its own for the duration of a run."""
+        assert self._free_slots is not None, "runner not started"
+        if self._free_slots.empty() and self._waiting >= self.config.queue_size:
+            raise QueueFull(f"{self._waiting} runs already waiting for {self.config.pool_size} slots")
+        self._waiting += 1
+        try:
+            slot = await self._free_slots.get()
+        finally:
+            self._waiting -= 1
+        try:
+            yield slot
+        finally:
+            self._free_slots.put_nowait(slot)
+
+    async def run(self, job: RunJob) -> RunOutput:
+        async with self.slot() as slot:
+            uid = self.plan.uid_for(slot)
+            run_dir = await asyncio.to_thread(RunDir.create, self.config.scratch_dir, uid)
+            try:
+                await asyncio.to_thread(self._fill, run_dir, job)
+                return await self._execute(job, run_dir, slot, uid)
+            finally:
+                await asyncio.to_thread(run_dir.remove)
+
+    @staticmethod
+    def _fill(run_dir: RunDir, job: RunJob) -> None:
+        job.data.write(run_dir.data)
+        run_dir.seal_input(job.code)
+
+    @abc.abstractmethod
+    async def _execute(self, job: RunJob, run_dir: RunDir, slot: int, uid: int | None) -> RunOutput:
+        """Run the sealed run directory's script; always leaves no process behind."""
+
+
+# ---------------------------------------------------------------------------
+# Capped reading of pipes, without trusting the writer to ever close them
+
+
+class PipeCollector:
+    """Reads a non-blocking pipe into memory up to ``cap`` bytes, counting the rest."""
+
+    def __init__(self, fd: int, cap: int):
+        self.fd = fd
+        self.cap = cap
+        self.buffer = bytearray()
+        self.total = 0
+        self.eof = asyncio.get_running_loop().create_future()
+        os.set_blocking(fd, False)
+        asyncio.get_running_loop().add_reader(fd, self._readable)
+
+    def _readable(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                chunk = b""
+            if not chunk:
+                self._finish()
+                return
+            self.total += len(chunk)
+            room = self.cap - len(self.buffer)
+            if room > 0:
+                self.buffer += chunk[:room]
+
+    def _finish(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self.fd)
+        if not self.eof.done():
+            self.eof.set_result(None)
+
+    async def finish(self, grace: float) -> None:
+        """Wait for EOF up to ``grace`` seconds, then stop reading and close the pipe."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.eof), grace)
+        self._finish()
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.cap
+
+
+def log_lines(collector: PipeCollector) -> tuple[list[str], bool]:
+    text = bytes(collector.buffer).decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    if collector.truncated:
+        lines.append(f"[output truncated: {collector.total - collector.cap} of {collector.total} bytes dropped at the cap of {collector.cap}]")
+    return lines, collector.truncated
+
+
+def kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+async def reap_uid(uid: int | None, patience: float = 0.5) -> None:
+    """Return once no process of the run's uid is left: a torn-down pid namespace
+    takes a moment to empty; whatever is still there after ``patience`` is killed."""
+    if uid is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while await asyncio.to_thread(processes_of_uid, uid):
+        if loop.time() > deadline:
+            proc = await asyncio.create_subprocess_exec(*sweep_uid_command(uid), stdin=asyncio.subprocess.DEVNULL,
+                                                        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            await proc.wait()
+            deadline = loop.time() + patience
+        await asyncio.sleep(0.02)
+
+
+def classify(returncode: int | None, timed_out: bool, timeout: float, result: PipeCollector,
+             result_cap: int, outer: str) -> tuple[Outcome, str, str, int | None]:
+    """How a run ended, from its exit status and its result channel."""
+    if timed_out:
+        return Outcome.TIMED_OUT, "TIMEOUT", f"the run exceeded its wall-clock limit of {timeout:g} s and was killed", None
+    sig = None
+    if returncode is not None and returncode < 0:
+        sig = -returncode
+    elif returncode is not None and returncode > 128 and outer != "none":
+        sig = returncode - 128  # the outer jail reports a signalled child as 128+N
+    if sig is not None:
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        why = {signal.SIGXCPU: " (CPU time limit)", signal.SIGXFSZ: " (file size limit)"}.get(sig, "")
+        return Outcome.KILLED, "SIGNAL", f"the run was killed by {name}{why}", sig
+    if returncode == BOOT_FAILED_EXIT:
+        return Outcome.FAILED, "JAIL_FAILED", "the jail could not be built; the code did not run", None
+    if returncode != 0:
+        return Outcome.FAILED, "EXIT_NONZERO", f"the script exited with status {returncode}", None
+    if result.truncated:
+        return Outcome.FAILED, "RESULT_TOO_LARGE", f"the result exceeded {result_cap} bytes", None
+    if not result.buffer:
+        return Outcome.FAILED, "NO_RESULT", "the script exited without sending a result (did it call report()?)", None
+    return Outcome.SUCCEEDED, "OK", "", None
+
+
+class FreshRunner(Runner):
+    """Each run is a fresh ``python`` process (cold start: imports vectorbt every time)."""
+
+    mode = "fresh"
+
+    async def _execute(self, job: RunJob, run_dir: RunDir, slot: int, uid: int | None) -> RunOutput:
+        result_r, result_w = os.pipe()
+        out_r, out_w = os.pipe()
+        argv, env = command(self.plan, self.config.limits, run_dir, uid, result_w, job.run_id)
+        started = time.monotonic()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out_w, stderr=out_w, env=env,
+                pass_fds=(result_w,), start_new_session=True, cwd=str(run_dir.work), close_fds=True,
+            )
+        except BaseException:
+            os.close(result_r)
+            os.close(out_r)
+            raise
+        finally:
+            os.close(result_w)
+            os.close(out_w)
+        result = PipeCollector(result_r, self.config.limits.result_max_bytes)
+        output = PipeCollector(out_r, self.config.output_cap_bytes)
+        timed_out = False
+        try:
+            try:
+                await asyncio.wait_for(proc.wait(), job.timeout_seconds)
+            except asyncio.TimeoutError:
+                timed_out = True
+        finally:
+            kill_group(proc.pid)  # whatever the script left in its group goes too
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            await reap_uid(uid)  # the slot's uid is free for the next run only when nothing of this one is left
+            await result.finish(grace=1.0)
+            await output.finish(grace=0.5)
+        duration_ms = (time.monotonic() - started) * 1000.0
+        outcome, reason, message, sig = classify(proc.returncode, timed_out, job.timeout_seconds, result,
+                                                 self.config.limits.result_max_bytes, self.plan.outer)
+        lines, truncated = log_lines(output)
+        return RunOutput(
+            outcome=outcome, reason=reason, message=message,
+            result=bytes(result.buffer) if outcome is Outcome.SUCCEEDED else None,
+            logs=lines, logs_truncated=truncated, duration_ms=duration_ms, isolation=self.isolation,
+            exit_code=proc.returncode, signal=sig,
+        )
+
+
+def make_runner(config: SandboxConfig, plan: IsolationPlan) -> Runner:
+    if config.mode == "fresh":
+        return FreshRunner(config, plan)
+    if config.mode == "pool":
+        from services.sandbox.pool import PoolRunner
+
+        return PoolRunner(config, plan)
+    raise SystemExit(f"SANDBOX_MODE must be fresh or pool, not {config.mode!r}")

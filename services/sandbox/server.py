@@ -1,0 +1,184 @@
+"""The sandbox gRPC service: ExecuteCode and ValidateCode.
+
+    python -m services.sandbox        (SANDBOX_PORT, default 50053)
+
+ExecuteCode: policy check (check_code) -> parameters -> market data prepared
+into a private run directory -> the runner (fresh interpreter or warm pool)
+runs the script in the jail -> the result from the channel is checked and
+its metrics recomputed -> response with outcome, result, logs, isolation.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+import grpc
+
+from services.common import errors, logs
+from services.common.code_policy import Violation, check_code
+from services.common.env import quiet_libraries
+from services.common.server import ServerSpec, serve
+from services.sandbox import isolation
+from services.sandbox.config import SandboxConfig
+from services.sandbox.market_data import DataRequest, PriceProvider, make_provider, prepare
+from services.sandbox.result import ResultRejected, data_source_proto, to_proto, verify
+from services.sandbox.runner import Outcome, QueueFull, Runner, RunJob, make_runner
+from stratexec.backtest.v1 import backtest_pb2
+from stratexec.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+
+SERVICE_NAME = "stratexec.sandbox.v1.SandboxService"
+
+DEFAULTS = {"symbols": ["BTC-USD"], "timeframe": "1d", "start_date": "2024-01-01", "end_date": "2024-12-31",
+            "initial_capital": 10000.0}
+
+OUTCOMES = {
+    Outcome.SUCCEEDED: sandbox_pb2.RUN_OUTCOME_SUCCEEDED,
+    Outcome.FAILED: sandbox_pb2.RUN_OUTCOME_FAILED,
+    Outcome.TIMED_OUT: sandbox_pb2.RUN_OUTCOME_TIMED_OUT,
+    Outcome.KILLED: sandbox_pb2.RUN_OUTCOME_KILLED,
+}
+ERROR_CODES = {
+    Outcome.FAILED: grpc.StatusCode.ABORTED,
+    Outcome.TIMED_OUT: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Outcome.KILLED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunParams:
+    data: DataRequest
+    initial_capital: float
+
+
+def resolve_params(params: backtest_pb2.BacktestParams) -> RunParams:
+    """Defaults for unset fields (the orchestrator normally sets them), then checks."""
+    symbols = [s for s in params.symbols if s.strip()] or DEFAULTS["symbols"]
+    benchmark = params.benchmark.strip() or symbols[0]
+    capital = params.initial_capital if params.HasField("initial_capital") else DEFAULTS["initial_capital"]
+    bad = []
+    if not capital > 0:
+        bad.append(("params.initial_capital", "must be positive"))
+    for field in ("fees", "slippage"):
+        if params.HasField(field) and not 0 <= getattr(params, field) < 1:
+            bad.append((f"params.{field}", "must be in [0, 1)"))
+    if params.HasField("exposure") and not 0 < params.exposure <= 1:
+        bad.append(("params.exposure", "must be in (0, 1]"))
+    if bad:
+        raise errors.invalid_argument("invalid backtest parameters", bad)
+    request = DataRequest(
+        symbols=tuple([*symbols, benchmark]),
+        start_date=params.start_date or DEFAULTS["start_date"],
+        end_date=params.end_date or DEFAULTS["end_date"],
+        timeframe=params.timeframe or DEFAULTS["timeframe"],
+    )
+    return RunParams(request, float(capital))
+
+
+def violations_error(violations: list[Violation]) -> errors.ApiError:
+    return errors.invalid_argument(
+        f"the code breaks the policy ({len(violations)} violation{'s' if len(violations) != 1 else ''}): "
+        + "; ".join(f"line {v.line}: {v.message}" for v in violations[:5]),
+        [(f"code:{v.line}:{v.column}", f"{v.rule}: {v.message}") for v in violations],
+        reason="CODE_POLICY_VIOLATION",
+    )
+
+
+def _last_error_line(lines: list[str]) -> str:
+    for line in reversed(lines):
+        if line.strip() and not line.startswith("[output truncated"):
+            return line.strip()[:500]
+    return ""
+
+
+class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
+    def __init__(self, config: SandboxConfig, provider: PriceProvider, runner: Runner, logger: logging.Logger):
+        self.config = config
+        self.provider = provider
+        self.runner = runner
+        self.logger = logger
+
+    def _timeout(self, requested: int) -> float:
+        if requested < 0:
+            raise errors.invalid_argument("timeout_seconds must not be negative", [("timeout_seconds", "must be >= 0")])
+        if requested > self.config.max_timeout_seconds:
+            raise errors.invalid_argument(
+                f"timeout_seconds {requested} is over the limit of {self.config.max_timeout_seconds:g}",
+                [("timeout_seconds", f"at most {self.config.max_timeout_seconds:g}")],
+            )
+        return float(requested) if requested else self.config.default_timeout_seconds
+
+    async def _prepare(self, params: RunParams):
+        """Slices of cached local files are quick and run inline; a remote provider runs in a thread."""
+        if self.provider.remote:
+            return await asyncio.to_thread(prepare, self.provider, params.data)
+        return prepare(self.provider, params.data)
+
+    async def ExecuteCode(self, request: sandbox_pb2.ExecuteCodeRequest, context) -> sandbox_pb2.ExecuteCodeResponse:
+        logs.execution_id_var.set(request.execution_id)
+        violations = check_code(request.code)
+        if violations:
+            raise violations_error(violations)
+        params = resolve_params(request.params)
+        timeout = self._timeout(request.timeout_seconds)
+        prepared = await self._prepare(params)
+        job = RunJob(code=request.code, data=prepared, timeout_seconds=timeout, execution_id=request.execution_id)
+        try:
+            out = await self.runner.run(job)
+        except QueueFull as exc:
+            raise errors.ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"the sandbox is busy: {exc}", reason="QUEUE_FULL")
+        response = sandbox_pb2.ExecuteCodeResponse(
+            outcome=OUTCOMES[out.outcome], logs=out.logs, logs_truncated=out.logs_truncated,
+            duration_ms=out.duration_ms, isolation=out.isolation,
+        )
+        outcome, reason, message = out.outcome, out.reason, out.message
+        if outcome is Outcome.SUCCEEDED:
+            try:
+                window = (params.data.start_date, params.data.end_date)
+                checked = verify(out.result, params.initial_capital, window)  # a few ms of CPU: inline
+                response.result.CopyFrom(to_proto(checked, prepared.sources))
+            except ResultRejected as exc:
+                outcome, reason, message = Outcome.FAILED, "RESULT_REJECTED", f"the result was rejected: {exc}"
+                response.outcome = OUTCOMES[outcome]
+        elif reason == "EXIT_NONZERO" and _last_error_line(out.logs):
+            message = f"{message}: {_last_error_line(out.logs)}"
+        if outcome is not Outcome.SUCCEEDED:
+            response.error.CopyFrom(errors.make_status(ERROR_CODES[outcome], message, reason=reason,
+                                                       metadata={"run_id": job.run_id}))
+        logs.log(self.logger, logging.INFO, "run finished", run_id=job.run_id, outcome=outcome.value, reason=reason,
+                 duration_ms=round(out.duration_ms, 1), log_lines=len(out.logs))
+        return response
+
+    async def ValidateCode(self, request: sandbox_pb2.ValidateCodeRequest, context) -> sandbox_pb2.ValidateCodeResponse:
+        violations = check_code(request.code)
+        params = resolve_params(request.params)
+        prepared = await self._prepare(params)
+        return sandbox_pb2.ValidateCodeResponse(
+            valid=not violations,
+            violations=[backtest_pb2.CodeViolation(rule=v.rule, line=v.line, column=v.column, message=v.message)
+                        for v in violations],
+            data=[data_source_proto(s) for s in prepared.sources],
+        )
+
+
+async def main() -> None:
+    quiet_libraries()
+    config = SandboxConfig.from_env()
+    logger = logs.setup("sandbox", config.log_level)
+    provider = make_provider(config.data_provider, bundled_dir=config.bundled_dir, csv_dir=config.csv_dir,
+                             cache_dir=config.cache_dir, cache_ttl_seconds=config.cache_ttl_seconds)
+    plan = await asyncio.to_thread(isolation.probe, config)
+    plan.log(logger)
+    isolation.require(plan, config.require_layers)
+    runner = make_runner(config, plan)
+    logs.log(logger, logging.INFO, "sandbox configured", mode=config.mode, pool_size=config.pool_size,
+             queue_size=config.queue_size, provider=provider.describe(), scratch=config.scratch_dir)
+    servicer = SandboxServicer(config, provider, runner, logger)
+
+    await serve(
+        ServerSpec(name="sandbox", host=config.host, port=config.port, service_names=[SERVICE_NAME]),
+        register=lambda server: sandbox_pb2_grpc.add_SandboxServiceServicer_to_server(servicer, server),
+        logger=logger,
+        on_start=runner.start,
+        on_stop=runner.close,
+    )

@@ -1,0 +1,373 @@
+"""A warm parent of the pool: imports vectorbt once, compiles its kernels with a
+warm-up backtest, then forks one fresh child per run.
+
+Runs inside the same outer jail as a fresh run (bwrap: own mount, network,
+pid, IPC and UTS namespaces, every capability dropped but SETUID/SETGID),
+started by services/sandbox/pool.py as
+
+    python -s -B warm_parent.py '<json config>'
+
+with a Unix socket (``control_fd``) to the service. Protocol, one JSON
+object per message, SOCK_SEQPACKET:
+
+    parent -> service  {"ready": true, "warm_ms": ..., "threads": 1}
+    service -> parent  {"run": id, "script": ..., "data": ..., "workdir": ...}
+                       + two fds (SCM_RIGHTS): output pipe, result pipe
+    parent -> service  {"started": id, "pid": ...}
+    parent -> service  {"done": id, "status": <wait status>}
+
+Every child: own session, stdout/stderr on the output pipe, the result pipe
+as fd 3, then jail_boot.confine() (fds, rlimits, the slot's uid,
+no_new_privs, seccomp) before the script runs as ``__main__``. A child never
+returns into this loop: it leaves with os._exit. This process is never
+dumpable, so a child cannot read its memory through /proc.
+"""
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+
+import jail_boot  # beside this file, inside the jail too
+
+RESULT_FD = 3
+PR_SET_NAME = 15
+PR_SET_PDEATHSIG = 1
+MAX_MESSAGE = 65536
+
+def send(sock: socket.socket, message: dict) -> None:
+    sock.send(json.dumps(message).encode())
+
+
+def warm_up(home: str) -> None:
+    """Import everything a backtest uses and compile vectorbt's kernels on synthetic prices."""
+    try:  # tqdm (used by vectorbt) starts a monitor thread: no threads in a process that forks
+        import tqdm
+
+        tqdm.tqdm.monitor_interval = 0
+    except ImportError:
+        pass
+    import numpy as np
+    import pandas as pd
+    import vectorbt as vbt
+
+    from stratexec_runtime import load_prices
+    from stratexec_runtime.report import build_result
+
+    rng = np.random.default_rng(7)
+    index = pd.date_range("2023-01-01", periods=400, freq="D")
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, len(index))))
+    frame = pd.DataFrame({"open": close * 0.999, "high": close * 1.01, "low": close * 0.99, "close": close,
+                          "adj_close": close, "volume": 1000.0}, index=index)
+    path = os.path.join(home, "WARM-USD.csv")
+    frame.to_csv(path, index_label="date")
+    load_prices(path, ["WARM-USD"], "2023-01-01", "2024-12-31", "1w")
+    ohlc = load_prices(path, ["WARM-USD"], "2023-01-01", "2024-12-31", "1d")["WARM-USD"]
+    os.remove(path)
+    close = ohlc["close"]
+    sma = close.rolling(20).mean()
+    ema = close.ewm(span=20, adjust=False).mean()
+    entries = close <= 0.95 * sma
+    exits = close > ema * 1.1
+    bench = vbt.Portfolio.from_holding(close, init_cash=10000.0, fees=0.001, slippage=0.0005, freq="1D")
+    for stops in ({"tp_stop": 0.07, "sl_stop": 0.05}, {"sl_stop": 0.05, "sl_trail": True}, {}):
+        pf = vbt.Portfolio.from_signals(close, entries, exits, open=ohlc["open"], high=ohlc["high"], low=ohlc["low"],
+                                        size=1.0, size_type="percent", init_cash=10000.0, fees=0.001,
+                                        slippage=0.0005, freq="1D", **stops)
+        build_result(pf, bench, 10000.0)
+    pf.stats()
+    pf.drawdowns.records_readable
+    fast, slow = vbt.MA.run(close, 10), vbt.MA.run(close, 50)
+    fast.ma_crossed_above(slow)
+    fast.ma_crossed_below(slow)
+    vbt.MA.run(close, 20, ewm=True)
+    vbt.RSI.run(close, 14).rsi_crossed_below(30)
+    vbt.RSI.run(close, 14, ewm=True)
+    vbt.MACD.run(close, 12, 26, 9, macd_ewm=True, signal_ewm=True)
+    vbt.BBANDS.run(close, 20, alpha=2)
+    vbt.ATR.run(ohlc["high"], ohlc["low"], close, 14, ewm=True)
+    close.vbt.crossed_above(sma)
+    try:  # the seccomp binding, so children need not import it
+        import pyseccomp  # noqa: F401
+    except ImportError:
+        try:
+            import seccomp  # noqa: F401
+        except ImportError:
+            pass
+
+
+def child(config: dict, job: dict, out_fd: int, result_fd: int, control: socket.socket) -> None:
+    """In the forked child: never returns."""
+    code = 1
+    try:
+        os.setsid()
+        control.close()
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        os.dup2(result_fd, RESULT_FD)
+        os.environ.clear()
+        os.environ.update(config["env"])
+        os.environ.update({"HOME": job["workdir"], "TMPDIR": job["workdir"], "MPLCONFIGDIR": job["workdir"],
+                           "NUMBA_CACHE_DIR": os.path.join(job["workdir"], ".numba"),
+                           "STRATEXEC_RESULT_FD": str(RESULT_FD)})
+        sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+        sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        boot = {"limits": config["limits"], "uid": config.get("uid"), "gid": config.get("uid"),
+                "seccomp": config.get("seccomp", False)}
+        jail_boot.confine(boot, {RESULT_FD})
+    except BaseException as exc:
+        try:
+            os.write(2, f"sandbox: could not build the jail: {exc!r}\n".encode())
+        finally:
+            os._exit(jail_boot.BOOT_FAILED)
+    try:
+        jail_boot.run_script({"script": job["script"], "args": ["--data", job["data"]], "workdir": job["workdir"]})
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:
+            pass
+        os._exit(code)
+
+
+class Spare:
+    """A child forked ahead of its run: the fork's cost is paid while the service
+    is busy with the previous result. It waits, still unconfined, for one job on
+    its own socket; it runs nothing else and dies with the parent."""
+
+    def __init__(self, config: dict, control: socket.socket):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sys.stdout.flush()  # nothing of ours may reach a child's output
+        sys.stderr.flush()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                ours.close()
+                control.close()
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                libc.prctl(PR_SET_NAME, b"sandbox-spare", 0, 0, 0)
+                if os.getppid() != parent:  # the parent died before PDEATHSIG was set
+                    os._exit(0)
+                message, fds, _flags, _addr = socket.recv_fds(theirs, MAX_MESSAGE, 2)
+                if message and len(fds) == 2:
+                    libc.prctl(PR_SET_NAME, b"sandbox-run", 0, 0, 0)
+                    child(config, json.loads(message), fds[0], fds[1], theirs)  # never returns
+            except BaseException:
+                code = 1
+            os._exit(code)
+        theirs.close()
+        self.pid = pid
+        self.sock = ours
+
+    def alive(self) -> bool:
+        try:
+            return os.waitpid(self.pid, os.WNOHANG) == (0, 0)
+        except ChildProcessError:
+            return False
+
+    def start(self, job: dict, out_fd: int, result_fd: int) -> bool:
+        try:
+            socket.send_fds(self.sock, [json.dumps(job).encode()], [out_fd, result_fd])
+            return True
+        except OSError:
+            return False
+        finally:
+            self.sock.close()
+
+
+def serve(config: dict, control: socket.socket) -> None:
+    spare = Spare(config, control)
+    backlog: list[tuple[bytes, list[int]]] = []  # jobs that arrived while a run was being killed
+    while True:
+        try:
+            if backlog:
+                message, fds = backlog.pop(0)
+            else:
+                message, fds, _flags, _addr = socket.recv_fds(control, MAX_MESSAGE, 2)
+        except (ConnectionError, OSError):
+            return
+        if not message:
+            return  # the service went away
+        job = json.loads(message)
+        if job.get("stop"):
+            return
+        if "kill" in job:  # for a run that has already ended
+            continue
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            send(control, {"done": job.get("run"), "status": -1, "error": "expected two descriptors"})
+            continue
+        out_fd, result_fd = fds
+        if spare is None or not spare.alive():
+            spare = Spare(config, control)
+        runner, spare = spare, None
+        if not runner.start(job, out_fd, result_fd):  # it died just now: one more, at once
+            runner = Spare(config, control)
+            runner.start(job, out_fd, result_fd)
+        pid = runner.pid
+        os.close(out_fd)
+        os.close(result_fd)
+        send(control, {"started": job["run"], "pid": pid})
+        status = wait_for_child(pid, job["run"], control, config.get("uid"), backlog)
+        sweep(config.get("uid"))
+        if config.get("uid") is None:  # no uid of its own: its group (it called setsid) goes
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        reap_orphans()
+        send(control, {"done": job["run"], "status": status})
+        spare = Spare(config, control)
+
+
+def wait_for_child(pid: int, run_id: str, control: socket.socket, uid: int | None,
+                   backlog: list[tuple[bytes, list[int]]]) -> int:
+    """Wait for the run's end; a {"kill": run_id} from the service (its timeout) kills it.
+    Any other message (the next job, sent once the service gave up on this run) is kept."""
+    import select
+
+    pidfd = os.pidfd_open(pid)
+    try:
+        while True:
+            ready, _, _ = select.select([pidfd, control], [], [])
+            if pidfd in ready:
+                break
+            try:
+                message, fds, _flags, _addr = socket.recv_fds(control, MAX_MESSAGE, 2)
+            except OSError:
+                message, fds = b"", []
+            if message and "kill" not in json.loads(message):
+                backlog.append((message, fds))
+                continue
+            for fd in fds:
+                os.close(fd)
+            if not message or json.loads(message).get("kill") == run_id:
+                for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+                    try:
+                        target()
+                    except (ProcessLookupError, PermissionError):
+                        pass
+                sweep(uid)
+                if not message:  # the service is gone: so are we, once the run is dead
+                    os.waitpid(pid, 0)
+                    os._exit(0)
+    finally:
+        os.close(pidfd)
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return -1
+
+
+def reap_orphans() -> None:
+    """When this process is pid 1 of its namespace (unshare), orphans of a run become
+    its children: collect their zombies. No spare exists at this point."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def sweep(uid: int | None) -> None:
+    """Kill whatever the run left behind (setsid daemons included): every process of its uid.
+
+    A forked helper takes the run's uid and calls kill(-1, SIGKILL), which
+    reaches every process of that uid in this pid namespace but itself.
+    Without a uid of its own the run shares ours, and only its group is killed.
+    """
+    if uid is None or not _processes_of(uid):
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, signal.SIGKILL)
+        except BaseException:
+            pass
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def _processes_of(uid: int) -> bool:
+    """True when a process of ``uid`` is alive (zombies aside) in this pid namespace."""
+    wanted = str(uid)
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status") as fh:
+                status = fh.read()
+        except OSError:
+            continue
+        state = uid_line = ""
+        for line in status.splitlines():
+            if line.startswith("State:"):
+                state = line
+            elif line.startswith("Uid:"):
+                uid_line = line
+                break
+        if wanted in uid_line.split()[1:] and "Z" not in state.split()[1:2]:
+            return True
+    return False
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    control = socket.socket(fileno=int(config["control_fd"]))
+    jail_boot.close_inherited_fds({control.fileno()})
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(jail_boot.PR_SET_DUMPABLE, 0, 0, 0, 0)  # children cannot read this process
+    jail_boot.no_new_privs()
+    home = config["home"]
+    os.environ.update({"HOME": home, "TMPDIR": home, "MPLCONFIGDIR": home, "NUMBA_CACHE_DIR": config["numba_cache"]})
+    os.chdir(home)
+    started = time.monotonic()
+    try:
+        warm_up(home)
+    except BaseException as exc:
+        send(control, {"ready": False, "error": repr(exc)})
+        raise
+    # Everything imported so far lives as long as this process: out of the
+    # collector's sight, so that a child's collections do not touch (and
+    # copy-on-write) every page of the parent's heap.
+    gc.collect()
+    gc.freeze()
+    # Forking is only safe from a single-threaded process.
+    threads = len(os.listdir("/proc/self/task"))
+    send(control, {"ready": True, "warm_ms": (time.monotonic() - started) * 1000.0, "threads": threads,
+                   "python_threads": threading.active_count()})
+    # A SIGTERM from the service ends the loop; children are swept by uid.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    serve(config, control)
+
+
+if __name__ == "__main__":
+    main()
