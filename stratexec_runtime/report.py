@@ -26,27 +26,28 @@ def _clean(x: float) -> float:
 
 
 def trades_of(pf, symbols: list[str] | None = None) -> list[dict]:
-    """Every trade; ``symbols`` names them when the portfolio's columns are not
-    symbols (a single-symbol portfolio built from an unnamed series)."""
-    records = pf.trades.records_readable
+    """Every trade, from vectorbt's raw trade records; ``symbols`` names them
+    when the portfolio's columns are not symbols (a single-symbol portfolio
+    built from an unnamed series)."""
+    records = pf.trades.records_arr
+    index = pf.wrapper.index
     columns = [str(c) for c in pf.wrapper.columns]
-    naming = {}
     if symbols and not set(columns) <= set(symbols):
-        naming = dict(zip(columns, symbols)) if len(columns) == len(symbols) else {c: symbols[0] for c in columns}
+        columns = list(symbols) if len(columns) == len(symbols) else [symbols[0]] * len(columns)
     trades = []
-    for _, row in records.iterrows():
-        is_open = str(row["Status"]).lower() == "open"
+    for r in records:
+        is_open = int(r["status"]) == 0  # vectorbt TradeStatus: Open=0, Closed=1
         trades.append(
             {
-                "symbol": naming.get(str(row["Column"]), str(row["Column"])),
-                "direction": str(row["Direction"]).lower(),
-                "entry_time": _iso(row["Entry Timestamp"]),
-                "exit_time": "" if is_open else _iso(row["Exit Timestamp"]),
-                "entry_price": _clean(row["Avg Entry Price"]),
-                "exit_price": _clean(row["Avg Exit Price"]),
-                "size": _clean(row["Size"]),
-                "pnl": _clean(row["PnL"]),
-                "return_pct": _clean(row["Return"]) * 100.0,
+                "symbol": columns[int(r["col"])],
+                "direction": "long" if int(r["direction"]) == 0 else "short",
+                "entry_time": _iso(index[int(r["entry_idx"])]),
+                "exit_time": "" if is_open else _iso(index[int(r["exit_idx"])]),
+                "entry_price": _clean(r["entry_price"]),
+                "exit_price": _clean(r["exit_price"]),
+                "size": _clean(r["size"]),
+                "pnl": _clean(r["pnl"]),
+                "return_pct": _clean(r["return"]) * 100.0,
                 "status": "open" if is_open else "closed",
             }
         )

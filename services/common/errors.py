@@ -99,6 +99,15 @@ def status_from_rpc_error(error: grpc.RpcError) -> status_pb2.Status:
     return status
 
 
+def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    return None
+
+
 def code_name(status: status_pb2.Status) -> str:
     return code_pb2.Code.Name(status.code)
 

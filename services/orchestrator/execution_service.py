@@ -15,7 +15,8 @@ from services.orchestrator.db.repository import Repository
 from services.orchestrator.identity import Identity
 from services.orchestrator.events import EventLog
 from services.orchestrator.params import violations, with_defaults
-from services.orchestrator.strategy_service import analyze, page_size
+from services.orchestrator.checks import analyze, check_data
+from services.orchestrator.strategy_service import page_size
 from services.orchestrator.worker import Runner
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2, execution_pb2_grpc
@@ -80,6 +81,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         else:
             schema = request.schema
         analysis = await analyze(self.clients, schema, params)  # bad rules fail here, before anything is stored
+        await check_data(self.clients, params)  # and unknown symbols or dates outside the data
         if new_strategy is None and not request.strategy_id:
             new_strategy = (analysis.summary[:256] or "strategy", convert.struct_to_dict(schema))
 

@@ -3,17 +3,15 @@ from __future__ import annotations
 
 import asyncio
 
-import grpc
-
 from services.common import errors
 from services.orchestrator import convert
 from services.orchestrator.clients import ServiceClients
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.db.repository import Repository
 from services.orchestrator.identity import Identity
+from services.orchestrator.checks import analyze
 from services.orchestrator.params import with_defaults
 from stratexec.backtest.v1 import backtest_pb2
-from stratexec.codegen.v1 import codegen_pb2
 from stratexec.orchestrator.v1 import strategy_pb2, strategy_pb2_grpc
 
 MAX_PAGE = 500
@@ -23,19 +21,6 @@ def page_size(requested: int) -> int:
     if requested < 0:
         raise errors.invalid_argument("page_size must not be negative", [("page_size", "must be >= 0")])
     return min(requested or 50, MAX_PAGE)
-
-
-async def analyze(clients: ServiceClients, schema, params: backtest_pb2.BacktestParams) -> codegen_pb2.StrategyAnalysis:
-    """Check that a schema compiles; pass codegen's INVALID_ARGUMENT on as it is."""
-    request = codegen_pb2.AnalyzeStrategyRequest(schema=schema, params=params)
-    try:
-        reply = await asyncio.to_thread(clients.call, clients.codegen.AnalyzeStrategy, request)
-    except grpc.RpcError as exc:
-        status = errors.status_from_rpc_error(exc)
-        if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-            raise errors.ApiError.from_status(status) from None
-        raise errors.ApiError(grpc.StatusCode.UNAVAILABLE, f"codegen: {status.message}", reason="CODEGEN_UNAVAILABLE") from None
-    return reply.analysis
 
 
 class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):

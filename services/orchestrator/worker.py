@@ -190,6 +190,7 @@ class Runner:
             insights["warnings"] = list(ctx.analysis.warnings) + ctx.warnings
         if ctx.code_sha256:
             insights["code_sha256"] = ctx.code_sha256
+            insights.update(ctx.code_insights())  # code_source "compiled" or "proposed", and why
         if ctx.run_ms:
             insights["sandbox_run_ms"] = round(ctx.run_ms, 1)
         return insights

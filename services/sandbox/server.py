@@ -92,8 +92,10 @@ def _last_error_line(lines: list[str]) -> str:
 
 
 class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
-    def __init__(self, config: SandboxConfig, provider: PriceProvider, runner: Runner, logger: logging.Logger):
+    def __init__(self, config: SandboxConfig, provider: PriceProvider, runner: Runner, logger: logging.Logger,
+                 plan: isolation.IsolationPlan):
         self.config = config
+        self.plan = plan
         self.provider = provider
         self.runner = runner
         self.logger = logger
@@ -149,6 +151,15 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
                  duration_ms=round(out.duration_ms, 1), log_lines=len(out.logs))
         return response
 
+    async def DescribeData(self, request: sandbox_pb2.DescribeDataRequest, context) -> sandbox_pb2.DescribeDataResponse:
+        params = resolve_params(request.params)
+        prepared = await asyncio.to_thread(prepare, self.provider, params.data)
+        return sandbox_pb2.DescribeDataResponse(data=[data_source_proto(s) for s in prepared.sources])
+
+    async def GetIsolation(self, request: sandbox_pb2.GetIsolationRequest, context) -> sandbox_pb2.GetIsolationResponse:
+        return sandbox_pb2.GetIsolationResponse(active=list(self.plan.active), inactive=dict(self.plan.missing),
+                                                mode=self.config.mode)
+
     async def ValidateCode(self, request: sandbox_pb2.ValidateCodeRequest, context) -> sandbox_pb2.ValidateCodeResponse:
         violations = check_code(request.code)
         params = resolve_params(request.params)
@@ -173,7 +184,7 @@ async def main() -> None:
     runner = make_runner(config, plan)
     logs.log(logger, logging.INFO, "sandbox configured", mode=config.mode, pool_size=config.pool_size,
              queue_size=config.queue_size, provider=provider.describe(), scratch=config.scratch_dir)
-    servicer = SandboxServicer(config, provider, runner, logger)
+    servicer = SandboxServicer(config, provider, runner, logger, plan)
 
     await serve(
         ServerSpec(name="sandbox", host=config.host, port=config.port, service_names=[SERVICE_NAME]),

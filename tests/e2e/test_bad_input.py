@@ -45,6 +45,37 @@ CASES = {
 }
 
 
+NOT_FOUND_CASES = {
+    "unknown symbol": (params(symbols=["BTC", "NOSUCHCOIN"]), "params.symbols[1]"),
+    "unknown benchmark": (params(benchmark="NOSUCHINDEX"), "params.benchmark"),
+}
+OUT_OF_RANGE = params(start_date="2030-01-01", end_date="2030-12-31")
+
+
+@pytest.mark.parametrize("case", NOT_FOUND_CASES, ids=list(NOT_FOUND_CASES))
+def test_an_unknown_symbol_is_not_found_naming_the_field_and_nothing_is_stored(orchestrator_addr, case):
+    bad_params, field = NOT_FOUND_CASES[case]
+    client = Client(orchestrator_addr, user=USER)
+    before = [e.id for e in client.list(page_size=500).executions]
+
+    with pytest.raises(ClientError) as failure:
+        client.execute(EXAMPLE, bad_params)
+
+    status = failure.value.status
+    assert status.code == grpc.StatusCode.NOT_FOUND.value[0], status.message
+    bad = error_details_pb2.BadRequest()
+    next(d for d in status.details if d.Is(bad.DESCRIPTOR)).Unpack(bad)
+    assert [v.field for v in bad.field_violations] == [field]
+    assert [e.id for e in client.list(page_size=500).executions] == before
+
+
+def test_dates_outside_the_data_are_invalid_naming_the_available_range(orchestrator_addr):
+    with pytest.raises(ClientError) as failure:
+        Client(orchestrator_addr, user=USER).execute(EXAMPLE, OUT_OF_RANGE)
+    assert failure.value.status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "BTC-USD has data from 2014-09-17 to 2026-06-29" in failure.value.status.message
+
+
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_bad_input_is_invalid_argument_with_a_field_violation_and_nothing_is_stored(orchestrator_addr, case):
     schema, bad_params, mentioned = CASES[case]

@@ -1,9 +1,15 @@
 """With an API key the agents run on Claude through CrewAI's Anthropic
 support: the orchestrator's Anthropic client is pointed (ANTHROPIC_BASE_URL)
 at a fake Messages API on loopback, and a whole execution goes through it,
-with native tool calls out and tool results back."""
+with native tool calls out and tool results back.
+
+On this path the Code Generator may propose code instead of the compiled
+script: the fake proposes an equivalent rewrite by default (accepted), and,
+for one execution each, a subtly different script and one that breaks the
+code policy (both rejected: the compiled script runs)."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -18,9 +24,10 @@ from tests.fakes.anthropic_server import ANALYZER, EXECUTOR, GENERATOR, FakeAnth
 S = execution_pb2
 API_KEY = "test-key"
 MODEL = "claude-sonnet-4-6"  # not the default: shows STRATEXEC_LLM_MODEL is honoured
+PROPOSAL_TOOLS = ["read_generated_code", "propose_vectorbt_code"]  # held with a language model only
 DESIGNED_TOOLS = ["analyze_strategy", "search_strategy_memory", "get_user_preferences",
-                  "search_code_templates", "generate_vectorbt_code",
-                  "validate_python_code", "execute_python_code", "store_strategy_memory"]
+                  "search_code_templates", "generate_vectorbt_code", "validate_python_code", *PROPOSAL_TOOLS,
+                  "execute_python_code", "store_strategy_memory"]
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +47,54 @@ def claude(tmp_path_factory):
         fake.stop()
 
 
+def run_example(claude, proposal: str):
+    """The example strategy on BTC for 2024, run to its end on "Claude" proposing ``proposal`` code;
+    (client, execution id, events, the requests the fake answered meanwhile). One execution at a time."""
+    services, fake = claude
+    client = Client(services["orchestrator"].address)
+    before = len(fake.recorded(path=None))
+    with fake.proposing(proposal):
+        execution = client.execute(EXAMPLE, btc_2024())
+        events = list(client.watch(execution.id))
+    return client, execution.id, events, fake.recorded(path=None)[before:]
+
+
 @pytest.fixture(scope="module")
 def finished(claude):
-    """The example strategy on BTC for 2024, run to its end on "Claude"; (client, execution id, events)."""
-    services, _ = claude
-    client = Client(services["orchestrator"].address)
-    execution = client.execute(EXAMPLE, btc_2024())
-    return client, execution.id, list(client.watch(execution.id))
+    """The example run with the fake's default proposal: an equivalent rewrite of the compiled script."""
+    return run_example(claude, "equivalent")
+
+
+@pytest.fixture(scope="module")
+def different(claude):
+    """The example run with a subtly different proposal (0.95 -> 0.94 in the entry rule)."""
+    return run_example(claude, "different")
+
+
+@pytest.fixture(scope="module")
+def violating(claude):
+    """The example run with a proposal that imports os."""
+    return run_example(claude, "violating")
+
+
+def tool_steps(events) -> list:
+    return [e.agent_step for e in events if e.type == S.EVENT_TYPE_AGENT_STEP and e.agent_step.tool]
+
+
+def step(events, tool: str):
+    return next(s for s in tool_steps(events) if s.tool == tool)
+
+
+def logs(events, source: str = "orchestrator") -> list:
+    return [e.log for e in events if e.type == S.EVENT_TYPE_LOG and e.log.source == source]
+
+
+def insights_of(client, execution_id) -> dict:
+    return json_format.MessageToDict(client.get(execution_id).agent_insights)
 
 
 def test_the_execution_completes_with_trades_and_names_the_claude_model(finished):
-    client, execution_id, events = finished
+    client, execution_id, events, _ = finished
     execution = client.get(execution_id)
 
     assert events[-1].status == S.EXECUTION_STATUS_COMPLETED, execution.error_message
@@ -61,12 +105,10 @@ def test_the_execution_completes_with_trades_and_names_the_claude_model(finished
     assert "SMA" in insights["interpretation"][0]["formula"]
 
 
-def test_every_agent_asked_the_fake_messages_api_and_got_its_tool_results_back(claude, finished):
-    _, fake = claude
-    client, execution_id, _ = finished
-    everything = fake.recorded(path=None)  # with CrewAI's count_tokens preflights
+def test_every_agent_asked_the_fake_messages_api_and_got_its_tool_results_back(finished):
+    client, execution_id, _, everything = finished  # with CrewAI's count_tokens preflights
     assert all(r.error is None for r in everything), [r.error for r in everything if r.error]
-    requests = fake.recorded()  # POST /v1/messages
+    requests = [r for r in everything if r.path == "/v1/messages"]
 
     assert requests
     assert {r.body["model"] for r in requests} == {MODEL}
@@ -79,6 +121,8 @@ def test_every_agent_asked_the_fake_messages_api_and_got_its_tool_results_back(c
         assert all(agent in r.system for r in asked)
     executor_tools = {name for r in requests if r.agent == EXECUTOR for name in r.tool_names}
     assert executor_tools == {"execute_python_code", "store_strategy_memory"}
+    generator_tools = {name for r in requests if r.agent == GENERATOR for name in r.tool_names}
+    assert generator_tools == {"search_code_templates", "generate_vectorbt_code", "validate_python_code", *PROPOSAL_TOOLS}
 
     # Each agent's last request carries its whole conversation: its tool_use blocks,
     # each answered by a tool_result block with the service's reply.
@@ -88,10 +132,16 @@ def test_every_agent_asked_the_fake_messages_api_and_got_its_tool_results_back(c
     assert all(c.result is not None and not c.is_error and not c.result.startswith("ERROR") for c in calls)
     by_name = {c.name: c for c in calls}
 
-    # The code the sandbox ran is the code the generator produced, passed along by the model.
+    # The code the sandbox ran is the code the generator settled on, passed along by the model: the
+    # compiled script was generated and validated, then the model read it and proposed its own version,
+    # which was accepted; the executor ran the proposal.
     code_sha = client.code(execution_id).sha256
-    assert json.loads(by_name["generate_vectorbt_code"].result)["code_sha256"] == code_sha
-    assert by_name["validate_python_code"].input == {"code_sha256": code_sha}
+    compiled_sha = json.loads(by_name["generate_vectorbt_code"].result)["code_sha256"]
+    assert by_name["validate_python_code"].input == {"code_sha256": compiled_sha}
+    assert by_name["read_generated_code"].input == {"code_sha256": compiled_sha}
+    assert json.loads(by_name["read_generated_code"].result)["code_sha256"] == compiled_sha
+    decision = json.loads(by_name["propose_vectorbt_code"].result)
+    assert decision["accepted"] is True and decision["code_sha256"] == code_sha != compiled_sha
     assert by_name["execute_python_code"].input == {"code_sha256": code_sha}
     run = json.loads(by_name["execute_python_code"].result)
     assert run["outcome"] == "RUN_OUTCOME_SUCCEEDED"
@@ -100,12 +150,92 @@ def test_every_agent_asked_the_fake_messages_api_and_got_its_tool_results_back(c
 
 
 def test_the_claude_steps_are_events_like_the_offline_ones(finished):
-    _, _, events = finished
+    _, _, events, _ = finished
 
     steps = [e.agent_step for e in events if e.type == S.EVENT_TYPE_AGENT_STEP]
     assert {s.agent for s in steps} == {ANALYZER, GENERATOR, EXECUTOR}
-    tool_steps = [s for s in steps if s.tool]
-    assert [s.tool for s in tool_steps] == DESIGNED_TOOLS
-    assert [s.agent for s in tool_steps] == [ANALYZER] * 3 + [GENERATOR] * 3 + [EXECUTOR] * 2
-    run = next(s for s in tool_steps if s.tool == "execute_python_code")
+    assert [s.tool for s in tool_steps(events)] == DESIGNED_TOOLS
+    assert [s.agent for s in tool_steps(events)] == [ANALYZER] * 3 + [GENERATOR] * 5 + [EXECUTOR] * 2
+    run = step(events, "execute_python_code")
     assert "code_sha256" in run.arguments and "RUN_OUTCOME_SUCCEEDED" in run.result
+    # The proposal's step names the proposal by its sha256 and the model's rationale, not the whole code.
+    proposal = step(events, "propose_vectorbt_code")
+    assert "code_sha256" in proposal.arguments and "clearer variable names" in proposal.arguments
+    assert "import" not in proposal.arguments
+
+
+# -- proposals ---------------------------------------------------------------------------------------------------------
+
+def test_an_equivalent_proposal_is_used_and_the_event_log_says_so(finished):
+    client, execution_id, events, _ = finished
+    results = client.results(execution_id).result
+
+    said = [log for log in logs(events) if "proposed code" in log.message]
+    assert [(log.level, log.message) for log in said] == [
+        ("info", f"using the proposed code: equivalent to the compiled script ({len(results.trades)} trades identical)")]
+    assert not [log for log in logs(events) if log.level == "warning"]
+    # GetGeneratedCode returns the proposal (the fake's rewrite), and its sha256 is the code's.
+    code = client.code(execution_id)
+    assert "# Proposed by the Code Generator" in code.code and "signal_frame = signals(ohlc)" in code.code
+    assert hashlib.sha256(code.code.encode()).hexdigest() == code.sha256
+    insights = insights_of(client, execution_id)
+    assert insights["code_source"] == "proposed" and insights["code_sha256"] == code.sha256
+    assert insights["compiled_code_sha256"] != code.sha256
+    assert insights["code_source_reason"].startswith("equivalent to the compiled script")
+    assert [p["accepted"] for p in insights["code_proposals"]] == [True]
+
+
+def test_the_accepted_proposal_gives_the_compiled_scripts_results(finished, different):
+    """The rejected execution ran the compiled script on the same params: its results are the reference."""
+    client, accepted_id, _, _ = finished
+    _, compiled_id, _, _ = different
+    assert insights_of(client, compiled_id)["code_source"] == "compiled"
+    assert client.code(compiled_id).sha256 == insights_of(client, accepted_id)["compiled_code_sha256"]
+
+    accepted, compiled = client.results(accepted_id).result, client.results(compiled_id).result
+    assert accepted.metrics.trades >= 1
+    assert accepted.metrics == compiled.metrics
+    assert list(accepted.trades) == list(compiled.trades)
+    assert list(accepted.equity) == list(compiled.equity)
+
+
+def test_a_proposal_with_different_results_is_rejected_and_the_compiled_script_runs(different):
+    client, execution_id, events, requests = different
+    execution = client.get(execution_id)
+    assert execution.status == S.EXECUTION_STATUS_COMPLETED, execution.error_message
+    generator = [r for r in requests if r.path == "/v1/messages" and r.agent == GENERATOR][-1]
+    proposed = generator.tool_calls[-1]
+    assert proposed.name == "propose_vectorbt_code" and "close <= 0.94 * sma_20" in proposed.input["code"]
+
+    warnings = [log.message for log in logs(events) if log.level == "warning"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("proposal rejected: its result differs from the compiled script's: ")
+    assert warnings[0].endswith("; using the compiled script")
+    assert "trade" in warnings[0]  # the first difference: 0.94 instead of 0.95 changes the trades
+    assert not [log for log in logs(events) if "using the proposed code" in log.message]
+
+    code = client.code(execution_id)
+    insights = insights_of(client, execution_id)
+    assert code.sha256 == insights["compiled_code_sha256"] == insights["code_sha256"]
+    assert "0.95 * sma_20" in code.code and "Proposed by the Code Generator" not in code.code
+    assert step(events, "execute_python_code").arguments == json.dumps({"code_sha256": code.sha256})
+    assert insights["code_source"] == "compiled"
+    assert insights["code_source_reason"].startswith("proposal rejected: its result differs")
+    assert [p["accepted"] for p in insights["code_proposals"]] == [False]
+
+
+def test_a_proposal_that_breaks_the_code_policy_is_rejected_and_the_compiled_script_runs(violating):
+    client, execution_id, events, _ = violating
+    execution = client.get(execution_id)
+    assert execution.status == S.EXECUTION_STATUS_COMPLETED, execution.error_message
+    assert client.results(execution_id).result.metrics.trades >= 1
+
+    warnings = [log.message for log in logs(events) if log.level == "warning"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("proposal rejected: it breaks the code policy: line ")
+    assert "'os'" in warnings[0] and warnings[0].endswith("; using the compiled script")
+
+    code = client.code(execution_id)
+    insights = insights_of(client, execution_id)
+    assert "import os" not in code.code and code.sha256 == insights["compiled_code_sha256"]
+    assert insights["code_source"] == "compiled"

@@ -6,7 +6,9 @@ from __future__ import annotations
 import uuid
 
 import grpc
+import pytest
 
+from services.stack import start_stack
 from stratexec.memory.v1 import memory_pb2, memory_pb2_grpc
 from stratexec.orchestrator.v1 import execution_pb2, preference_pb2, preference_pb2_grpc
 from stratexec_cli.client import Client
@@ -74,16 +76,25 @@ def test_preferences_are_set_through_the_api_and_conflicts_are_reported(orchestr
     assert any(w.startswith("preference conflict:") for w in warnings)
 
 
-def test_a_failed_execution_is_remembered_with_its_reason(stack, orchestrator_addr):
-    user = f"unlucky-{uuid.uuid4().hex[:8]}"
-    client = Client(orchestrator_addr, user=user)
-    params = btc_2024()
-    params.symbols[:] = ["NOSUCHCOIN"]
+@pytest.fixture(scope="module")
+def impatient_stack(tmp_path_factory):
+    """A sandbox whose runs time out at once: every execution fails inside the sandbox."""
+    services = start_stack(tmp_path_factory.mktemp("impatient"),
+                           env={"SANDBOX_MODE": "fresh", "SANDBOX_DEFAULT_TIMEOUT_SECONDS": "0.5"})
+    yield services
+    for svc in reversed(list(services.values())):
+        svc.stop()
 
-    execution = run_to_end(client, EXAMPLE, params)
+
+def test_a_failed_execution_is_remembered_with_its_reason(impatient_stack):
+    user = f"unlucky-{uuid.uuid4().hex[:8]}"
+    client = Client(impatient_stack["orchestrator"].address, user=user)
+
+    execution = run_to_end(client, EXAMPLE, btc_2024())
 
     assert execution.status == S.EXECUTION_STATUS_FAILED
-    with grpc.insecure_channel(stack["memory"].address) as channel:
+    assert "TIMED_OUT" in execution.error_message
+    with grpc.insecure_channel(impatient_stack["memory"].address) as channel:
         listed = memory_pb2_grpc.MemoryServiceStub(channel).ListMemories(memory_pb2.ListMemoriesRequest(user_id=user))
     failed = [m for m in listed.memories if m.metadata["outcome"] == "failed"]
-    assert len(failed) == 1 and "NOT_FOUND" in failed[0].metadata["failure_reason"]
+    assert len(failed) == 1 and "TIMED_OUT" in failed[0].metadata["failure_reason"]

@@ -24,6 +24,22 @@ the real API: the conversation is the state. This is deliberately written
 apart from the orchestrator's offline planner so that the test does not
 check the orchestrator against itself.
 
+When the Code Generator is offered ``propose_vectorbt_code`` (and
+``read_generated_code``), it also proposes code after validate_python_code:
+it reads the compiled script and proposes, according to the fake's
+``proposal`` mode (settable between executions):
+
+- ``"equivalent"`` (the default): the same script in other words (local
+  variables renamed, comments added), which must be accepted;
+- ``"different"``: a subtly different script (the first decimal threshold
+  of ``signals`` one unit of its last digit lower: 0.95 becomes 0.94), which
+  must be rejected;
+- ``"violating"``: the equivalent script plus an ``import os``, which the
+  code policy must reject;
+- ``"none"``: no proposal, as before.
+
+It then answers with the code_sha256 that propose_vectorbt_code says runs.
+
 Every request is recorded (``recorded()``) so a test can show the path was
 taken: which agents asked, which tools they were offered, which tool
 results came back.
@@ -33,11 +49,15 @@ results came back.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import decimal
+import io
 import json
 import re
 import socket
 import threading
+import tokenize
 import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,6 +67,7 @@ ANALYZER, GENERATOR, EXECUTOR = "Strategy Analyzer", "Code Generator", "Code Exe
 # The tool that tells each agent apart in the tools a request offers.
 AGENT_BY_TOOL = {"analyze_strategy": ANALYZER, "generate_vectorbt_code": GENERATOR, "execute_python_code": EXECUTOR}
 _SHA = re.compile(r'"?code_sha256"?\s*[:=]\s*"?(?P<sha>[0-9a-f]{64})')
+PROPOSAL_MODES = ("equivalent", "different", "violating", "none")
 
 
 class ApiError(Exception):
@@ -215,7 +236,62 @@ def analyzer_turn(calls: list[ToolCall], task: str) -> Turn:
                             "preference_conflicts": prefs.get("conflicts", [])}))
 
 
-def generator_turn(calls: list[ToolCall], task: str) -> Turn:
+# -- the Code Generator's proposals -----------------------------------------------------------------------------------
+
+# Local variables of the compiled script's main(), and clearer names for them.
+RENAMES = {"sig": "signal_frame", "pf": "portfolio", "benchmark_pf": "benchmark_portfolio", "bench": "benchmark_prices"}
+RATIONALES = {
+    "equivalent": "The compiled script with clearer variable names and comments: the same signals, stops, costs and sizing.",
+    "different": "The compiled script, tidied; the same logic.",  # a careless model believes so
+    "violating": "The compiled script, with os at hand to locate the data.",
+}
+
+
+def _tokens(code: str) -> list[tokenize.TokenInfo]:
+    return list(tokenize.generate_tokens(io.StringIO(code).readline))
+
+
+def _after_shebang(code: str, lines: str) -> str:
+    head, sep, rest = code.partition("\n")
+    return f"{head}{sep}{lines}{rest}" if head.startswith("#!") else lines + code
+
+
+def equivalent_rewrite(code: str) -> str:
+    """The same script in other words: main()'s local variables renamed (names only, never strings or
+    attributes: token by token), and comments added."""
+    renamed = [t._replace(string=RENAMES[t.string]) if t.type == tokenize.NAME and t.string in RENAMES else t
+               for t in _tokens(code)]
+    text = tokenize.untokenize(renamed)
+    text = text.replace("\ndef signals(", "\n# The rules, exactly as the compiler wrote them.\ndef signals(", 1)
+    return _after_shebang(text, "# Proposed by the Code Generator: the compiled script with clearer names.\n")
+
+
+def different_rewrite(code: str) -> str:
+    """Subtly not the same: the first decimal number in signals() one unit of its last digit lower
+    (``close <= 0.95 * sma_20`` becomes ``close <= 0.94 * sma_20``); without one, the fees doubled."""
+    tokens, in_signals = _tokens(code), False
+    for i, t in enumerate(tokens):
+        if t.type == tokenize.NAME and tokens[i - 1].string == "def":
+            in_signals = t.string == "signals"
+        if in_signals and t.type == tokenize.NUMBER and "." in t.string:
+            value = decimal.Decimal(t.string)
+            lower = value - decimal.Decimal(1).scaleb(value.as_tuple().exponent)
+            tokens[i] = t._replace(string=str(lower))
+            return tokenize.untokenize(tokens)
+    return re.sub(r'("fees":\s*)([0-9.eE+-]+)', lambda m: f"{m[1]}{float(m[2]) * 2!r}", code, count=1)
+
+
+def violating_rewrite(code: str) -> str:
+    """The equivalent script with a module the code policy forbids."""
+    return equivalent_rewrite(code).replace("\nimport argparse\n", "\nimport argparse\nimport os  # to locate the data\n", 1)
+
+
+REWRITES = {"equivalent": equivalent_rewrite, "different": different_rewrite, "violating": violating_rewrite}
+
+
+def generator_turn(calls: list[ToolCall], task: str, proposal: str = "none") -> Turn:
+    """``proposal``: what to propose after validate_python_code (a PROPOSAL_MODES value; "none" when the
+    proposal tools were not offered)."""
     if not calls:
         return Turn("First the code templates for these rules.", "search_code_templates",
                     {"query": "moving average deviation entry with take profit and stop loss"})
@@ -229,7 +305,20 @@ def generator_turn(calls: list[ToolCall], task: str) -> Turn:
     verdict = _json(calls[2].result)
     if not verdict.get("valid"):
         return Turn(f"FAILED: the generated code breaks the policy: {verdict.get('violations') or verdict.get('error')}")
-    return Turn(json.dumps({"code_sha256": verdict.get("code_sha256", sha), "valid": True}))
+    sha = verdict.get("code_sha256", sha)
+    if proposal == "none":
+        return Turn(json.dumps({"code_sha256": sha, "valid": True}))
+    if len(calls) == 3:
+        return Turn("Let me read the compiled script: a version in my own words may read better.",
+                    "read_generated_code", {"code_sha256": sha})
+    if len(calls) == 4:
+        compiled = _json(calls[3].result).get("code")
+        if not compiled:
+            return Turn(json.dumps({"code_sha256": sha, "valid": True}))  # nothing to base a proposal on
+        return Turn("I propose my version; it is used only if it gives the compiled script's results.",
+                    "propose_vectorbt_code", {"code": REWRITES[proposal](compiled), "rationale": RATIONALES[proposal]})
+    decision = _json(calls[4].result)
+    return Turn(json.dumps({"code_sha256": decision.get("code_sha256", sha), "valid": True}))
 
 
 def executor_turn(calls: list[ToolCall], task: str) -> Turn:
@@ -263,14 +352,18 @@ def input_tokens(body: dict) -> int:
     return len(json.dumps({k: body.get(k) for k in ("system", "messages", "tools")})) // 4
 
 
-def reply(body: dict, calls: list[ToolCall], agent: str | None) -> dict:
-    """The Message a disciplined Claude would send back."""
+def reply(body: dict, calls: list[ToolCall], agent: str | None, proposal: str = "equivalent") -> dict:
+    """The Message a disciplined Claude would send back; ``proposal`` is what the Code Generator
+    proposes when it is offered the proposal tools."""
     task = _text(body["messages"][0].get("content"))
+    offered = {t.get("name") for t in body.get("tools") or []}
     if agent is None:
         turn = Turn("I have no tools for this task, so I answer directly: nothing to do.")
+    elif agent == GENERATOR:
+        can_propose = {"read_generated_code", "propose_vectorbt_code"} <= offered
+        turn = generator_turn(calls, task, proposal if can_propose else "none")
     else:
         turn = TURNS[agent](calls, task)
-    offered = {t.get("name") for t in body.get("tools") or []}
     if turn.tool is not None and turn.tool not in offered:  # never call a tool the request did not offer
         turn = Turn(f"FAILED: I need the tool {turn.tool}, which I was not given.")
     content: list[dict] = [{"type": "text", "text": turn.text}]
@@ -343,7 +436,8 @@ class _Handler(BaseHTTPRequestHandler):
             counting = path.endswith("/count_tokens")
             record.tool_calls = check_request(body, counting=counting)
             record.agent = agent_for(body)
-            record.response = {"input_tokens": input_tokens(body)} if counting else reply(body, record.tool_calls, record.agent)
+            record.response = ({"input_tokens": input_tokens(body)} if counting
+                               else reply(body, record.tool_calls, record.agent, fake.proposal))
         except ApiError as exc:
             record.error = f"{exc.kind}: {exc.message}"
             fake._record(record)
@@ -389,8 +483,11 @@ class _Server(ThreadingHTTPServer):
 class FakeAnthropic:
     """The fake Messages API: ``start()`` binds 127.0.0.1 on a free port, ``stop()`` ends every thread."""
 
-    def __init__(self, api_key: str | None = "test-key"):
+    def __init__(self, api_key: str | None = "test-key", proposal: str = "equivalent"):
         self.api_key = api_key  # None accepts any key
+        self.proposal = proposal  # what the Code Generator proposes, when offered the proposal tools
+        if proposal not in PROPOSAL_MODES:
+            raise ValueError(f"proposal must be one of {PROPOSAL_MODES}")
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -422,6 +519,17 @@ class FakeAnthropic:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    @contextlib.contextmanager
+    def proposing(self, mode: str):
+        """Propose ``mode`` code for the duration of the block (one execution at a time), then as before."""
+        if mode not in PROPOSAL_MODES:
+            raise ValueError(f"proposal must be one of {PROPOSAL_MODES}")
+        before, self.proposal = self.proposal, mode
+        try:
+            yield self
+        finally:
+            self.proposal = before
 
     def _record(self, record: Recorded) -> None:
         with self._lock:

@@ -133,3 +133,21 @@ def test_bad_parameters_are_invalid_argument(stub):
         execute(stub, EXAMPLE, params)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert ("params.fees", "must be in [0, 1)") in bad_request(info.value)
+
+
+def test_describe_data_resolves_symbols_and_names_the_available_range(stub):
+    reply = stub.DescribeData(sandbox_pb2.DescribeDataRequest(params=PARAMS))
+    assert [d.symbol for d in reply.data][0] == "BTC-USD"
+    assert all(d.provider == "bundled" and d.bars > 0 and len(d.sha256) == 64 for d in reply.data)
+
+    with pytest.raises(grpc.RpcError) as unknown:
+        stub.DescribeData(sandbox_pb2.DescribeDataRequest(params=backtest_pb2.BacktestParams(symbols=["NOSUCH"])))
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_isolation_report_lists_active_layers_and_why_others_are_off(stub):
+    reply = stub.GetIsolation(sandbox_pb2.GetIsolationRequest())
+    assert {"process-group", "timeout-kill", "rlimits", "clean-env"} <= set(reply.active)
+    assert not set(reply.active) & set(reply.inactive)
+    assert all(reason for reason in reply.inactive.values())
+    assert reply.mode in ("pool", "fresh")

@@ -34,6 +34,15 @@ class ExecutionContext:
     code: str = ""
     code_sha256: str = ""
     code_valid: bool = False
+    # The compiled script stays the reference when the Code Generator proposes code of its own
+    # (with a language model only); ``code`` is the code that runs, and ``code_source`` says which.
+    compiled_code: str = ""
+    compiled_sha256: str = ""
+    proposals_enabled: bool = False
+    code_source: str = "compiled"  # or "proposed"
+    code_source_reason: str = ""
+    proposals: list = dataclasses.field(default_factory=list)  # {"code_sha256", "accepted", "reason", "rationale"}
+    reference_result: backtest_pb2.BacktestResult | None = None  # the compiled script's run, for comparisons
     result: backtest_pb2.BacktestResult | None = None
     run_ms: float = 0.0
     memory_findings: list = dataclasses.field(default_factory=list)
@@ -66,6 +75,16 @@ class ExecutionContext:
         if others:
             conflicts.append(f"{', '.join(others)} not among your preferred assets ({', '.join(preferred)})")
         return conflicts
+
+    def code_insights(self) -> dict:
+        """Which code ran, and why: the compiled script or the Code Generator's proposal."""
+        reason = self.code_source_reason or ("the Code Generator proposed no code" if self.proposals_enabled
+                                             else "the offline planner does not propose code")
+        insights = {"code_source": self.code_source, "code_source_reason": reason}
+        if self.proposals_enabled:
+            insights["compiled_code_sha256"] = self.compiled_sha256
+            insights["code_proposals"] = self.proposals
+        return insights
 
     def log(self, level: str, source: str, message: str) -> None:
         self.events.log_line(self.execution_id, self.status, level, source, message)

@@ -14,6 +14,12 @@ from stratexec.orchestrator.v1 import execution_pb2
 
 warnings.filterwarnings("ignore", message="function callbacks cannot be serialized")
 SUMMARY_CHARS = 300
+PROPOSAL_STEPS = (
+    " Optionally, you may then propose a version of your own: read the compiled script with read_generated_code, "
+    "write an equivalent one (clearer, or built on a template found in memory) and submit it with "
+    "propose_vectorbt_code. It is used only if it passes the code policy and gives exactly the compiled script's "
+    "results on this data; otherwise the compiled script runs. Report the code_sha256 that runs: "
+    "propose_vectorbt_code's code_sha256 when you proposed, the validated one otherwise.")
 
 
 class StopCrew(Exception):
@@ -83,11 +89,13 @@ def _task_done(ctx: ExecutionContext, role: str, next_status: str | None = None,
 
 
 def build_crew(ctx: ExecutionContext, llm: BaseLLM) -> Crew:
-    tools = tools_for(ctx)
     p = ctx.params
     setting = f"{', '.join(p.symbols)} on {p.timeframe} bars from {p.start_date} to {p.end_date}"
 
     native_tools = llm.supports_function_calling()
+    # A language model may propose code of its own; the offline planner never does (and is not offered to).
+    ctx.proposals_enabled = native_tools
+    tools = tools_for(ctx, with_proposals=native_tools)
 
     def agent(role: str, goal: str, backstory: str, toolset: list) -> Agent:
         if native_tools:
@@ -110,9 +118,12 @@ def build_crew(ctx: ExecutionContext, llm: BaseLLM) -> Crew:
         expected_output="JSON with the analysis and similar past strategies",
         agent=analyzer, callback=_task_done(ctx, ANALYZER, "GENERATING_CODE", "generating code"),
     )
+    generate_steps = ("Look up code templates with search_code_templates, generate the VectorBT code with "
+                      "generate_vectorbt_code, then check it with validate_python_code.")
+    if native_tools:
+        generate_steps += PROPOSAL_STEPS
     generate = Task(
-        description="Look up code templates with search_code_templates, generate the VectorBT code with "
-                    "generate_vectorbt_code, then check it with validate_python_code.",
+        description=generate_steps,
         expected_output='JSON {"code_sha256": ..., "valid": true}',
         agent=generator, context=[analyze],
         callback=_task_done(ctx, GENERATOR, "EXECUTING", "executing the backtest in the sandbox"),

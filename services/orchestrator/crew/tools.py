@@ -23,12 +23,14 @@ from services.common import errors
 from services.orchestrator import preferences
 from services.orchestrator.clients import Cancelled
 from services.orchestrator.convert import struct
+from services.orchestrator.crew import proposals
 from services.orchestrator.crew.context import ExecutionContext
 from stratexec.codegen.v1 import codegen_pb2
 from stratexec.memory.v1 import memory_pb2
 from stratexec.sandbox.v1 import sandbox_pb2
 
 MAX_OBSERVATION = 4000
+MAX_CODE_OBSERVATION = 64_000  # read_generated_code shows the whole script, never a cut one
 
 
 class NoArgs(BaseModel):
@@ -41,6 +43,12 @@ class QueryArgs(BaseModel):
 
 class CodeRefArgs(BaseModel):
     code_sha256: str = Field(description="sha256 of the generated code, as generate_vectorbt_code returned it")
+
+
+class ProposeArgs(BaseModel):
+    code: str = Field(description="The complete script to run instead of the compiled one: standalone, with the same "
+                                  "PARAMS, signals(ohlc) and main() that calls stratexec_runtime.report")
+    rationale: str = Field(default="", description="What the proposal changes and why its results stay the same")
 
 
 class StoreArgs(BaseModel):
@@ -57,9 +65,10 @@ class ContextTool(BaseTool):
     on_step: Any = Field(default=None, exclude=True)
     # Tools that record what happened still run after the execution failed.
     after_failure: bool = False
+    max_observation: int = MAX_OBSERVATION
 
     def run_step(self, body: Callable[[], dict], arguments: dict | None = None) -> str:
-        result = self._run_body(body)[:MAX_OBSERVATION]
+        result = self._run_body(body)[:self.max_observation]
         if self.on_step is not None:
             self.on_step(self.name, arguments or {}, result)
         return result
@@ -202,6 +211,10 @@ class GenerateCodeTool(ContextTool):
             if hashlib.sha256(reply.code.encode()).hexdigest() != reply.sha256:
                 raise ValueError("codegen returned code whose sha256 does not match")
             ctx.code, ctx.code_sha256 = reply.code, reply.sha256
+            ctx.compiled_code, ctx.compiled_sha256 = reply.code, reply.sha256
+            if ctx.code_source == "proposed":  # compiled again after a proposal was accepted: the compiled script runs
+                ctx.code_source, ctx.code_source_reason = "compiled", "the strategy was compiled again after the proposal"
+            ctx.reference_result = None
             ctx.save_code(ctx.execution_id, reply.code, reply.sha256)
             return {"code_sha256": reply.sha256, "lines": reply.code.count("\n") + 1, "summary": reply.analysis.summary}
 
@@ -238,6 +251,44 @@ class ValidateCodeTool(ContextTool):
                     "violations": [json_format.MessageToDict(v) for v in reply.violations]}
 
         return self.run_step(body, {"code_sha256": code_sha256})
+
+
+class ReadCodeTool(ContextTool):
+    """Held with propose_vectorbt_code: the model needs the compiled script to base a proposal on."""
+
+    name: str = "read_generated_code"
+    description: str = ("Read the compiled VectorBT script (pass the code_sha256 generate_vectorbt_code returned), "
+                        "to base a proposal on it.")
+    args_schema: type[BaseModel] = CodeRefArgs
+    max_observation: int = MAX_CODE_OBSERVATION
+
+    def _run(self, code_sha256: str) -> str:
+        def body():
+            ctx = self.ctx
+            known = {ctx.compiled_sha256: ctx.compiled_code, ctx.code_sha256: ctx.code}
+            code = known.get(code_sha256.strip()) if code_sha256.strip() else None
+            if not code:
+                return {"error": f"no generated code with sha256 {code_sha256!r}; call generate_vectorbt_code first"}
+            shown = {"code_sha256": code_sha256.strip(), "code": code}
+            if len(json.dumps(shown)) > MAX_CODE_OBSERVATION:
+                return {"error": f"the script is too long to show ({len(code)} characters): propose nothing"}
+            return shown
+
+        return self.run_step(body, {"code_sha256": code_sha256})
+
+
+class ProposeCodeTool(ContextTool):
+    name: str = "propose_vectorbt_code"
+    description: str = (
+        "Optional: propose your own version of the script instead of the compiled one (for example, built on a code "
+        "template from memory). It is used only if it passes the code policy and, run in the sandbox on this "
+        "execution's data, gives exactly the compiled script's trades and equity; otherwise the compiled script runs. "
+        "Returns whether it was accepted, why, and the code_sha256 of the code that will run.")
+    args_schema: type[BaseModel] = ProposeArgs
+
+    def _run(self, code: str, rationale: str = "") -> str:
+        step = {"code_sha256": proposals.sha256(code), "lines": code.count("\n") + 1, "rationale": rationale}
+        return self.run_step(lambda: proposals.propose(self.ctx, code, rationale), step)
 
 
 class ExecuteCodeTool(ContextTool):
@@ -320,10 +371,14 @@ class StoreMemoryTool(ContextTool):
         return self.run_step(body, {"note": note})
 
 
-def tools_for(ctx: ExecutionContext) -> dict[str, list[BaseTool]]:
-    """The tools each agent holds, bound to one execution."""
+def tools_for(ctx: ExecutionContext, with_proposals: bool = False) -> dict[str, list[BaseTool]]:
+    """The tools each agent holds, bound to one execution. With ``with_proposals`` (a language model
+    that calls tools natively, never the offline planner) the Code Generator may propose code."""
+    generator = [TemplatesTool(ctx=ctx), GenerateCodeTool(ctx=ctx), ValidateCodeTool(ctx=ctx)]
+    if with_proposals:
+        generator += [ReadCodeTool(ctx=ctx), ProposeCodeTool(ctx=ctx)]
     return {
         "analyzer": [AnalyzeStrategyTool(ctx=ctx), SearchMemoryTool(ctx=ctx), PreferencesTool(ctx=ctx)],
-        "generator": [TemplatesTool(ctx=ctx), GenerateCodeTool(ctx=ctx), ValidateCodeTool(ctx=ctx)],
+        "generator": generator,
         "executor": [ExecuteCodeTool(ctx=ctx), StoreMemoryTool(ctx=ctx)],
     }
