@@ -125,8 +125,12 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
         timeout = self._timeout(request.timeout_seconds)
         prepared = await self._prepare(params)
         job = RunJob(code=request.code, data=prepared, timeout_seconds=timeout, execution_id=request.execution_id)
+        logs.log(self.logger, logging.INFO, "run started", run_id=job.run_id, mode=self.config.mode, timeout_s=timeout)
         try:
             out = await self.runner.run(job)
+        except asyncio.CancelledError:  # the caller went away or cancelled: the runner has killed the run
+            logs.log(self.logger, logging.INFO, "run cancelled by the caller", run_id=job.run_id)
+            raise
         except QueueFull as exc:
             raise errors.ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"the sandbox is busy: {exc}", reason="QUEUE_FULL")
         response = sandbox_pb2.ExecuteCodeResponse(

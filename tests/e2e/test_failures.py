@@ -3,8 +3,10 @@ executions after a restart, and an execution completes when the memory
 service is down (with a warning in its event log)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
+import time
 
 import grpc
 import pytest
@@ -57,11 +59,21 @@ def test_executions_interrupted_by_sigkill_finish_after_a_restart(own_stack):
     assert client.get(ids[0]).backtest_run_id
 
 
+def sandbox_messages(stack, execution_id: str) -> list[str]:
+    lines = stack["sandbox"].log_path.read_text().splitlines()
+    return [e["msg"] for e in map(json.loads, filter(lambda l: l.startswith("{"), lines))
+            if e.get("execution_id") == execution_id]
+
+
 def test_cancelling_a_queued_or_running_execution_stops_it_and_its_sandbox_run(own_stack):
     client = Client(own_stack["orchestrator"].address)
     running = client.execute(EXAMPLE, btc_2024())
     queued = [client.execute(EXAMPLE, btc_2024()) for _ in range(3)]
     wait_for_status(client, running.id, S.EXECUTION_STATUS_EXECUTING)
+    deadline = time.monotonic() + 60
+    while "run started" not in sandbox_messages(own_stack, running.id):  # the run is inside the sandbox now
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
     stopped = client.cancel(running.id)
     waiting = client.cancel(queued[-1].id)  # two workers: the last one is still queued
@@ -73,6 +85,8 @@ def test_cancelling_a_queued_or_running_execution_stops_it_and_its_sandbox_run(o
     assert events[-1].status == S.EXECUTION_STATUS_CANCELLED
     runs = [e.agent_step for e in events if e.agent_step.tool == "execute_python_code"]
     assert all("RUN_OUTCOME_SUCCEEDED" not in step.result for step in runs)
+    mine = sandbox_messages(own_stack, running.id)
+    assert "run cancelled by the caller" in mine and "run finished" not in mine
     for execution in queued[:-1]:
         assert list(client.watch(execution.id))[-1].status == S.EXECUTION_STATUS_COMPLETED
     with pytest.raises(ClientError) as finished:
