@@ -44,6 +44,7 @@ def resample(frame: pd.DataFrame, timeframe: str) -> pd.DataFrame:
 
 
 def _download(symbol: str, start: str, end: str) -> pd.DataFrame:
+    """Daily bars from yfinance, from ``start`` (already moved back for warm-up) to ``end``."""
     import yfinance as yf  # only for standalone runs on a machine with network
 
     end_exclusive = (pd.Timestamp(end) + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
@@ -58,25 +59,32 @@ def _download(symbol: str, start: str, end: str) -> pd.DataFrame:
     return raw[PRICE_COLUMNS].astype(float)
 
 
-def load_prices(data: str | None, symbols: list[str], start: str, end: str, timeframe: str = "1d") -> dict[str, pd.DataFrame]:
-    """Prices per resolved symbol, sliced to [start, end] and resampled.
+def load_prices(data: str | None, symbols: list[str], start: str, end: str, timeframe: str = "1d",
+                warmup_bars: int = 0) -> dict[str, pd.DataFrame]:
+    """Prices per resolved symbol, up to ``end``, resampled to ``timeframe``.
 
-    ``data`` is a CSV file (used for a single symbol), a directory holding
-    ``<SYMBOL>.csv`` files, or None to download with yfinance.
+    Each frame starts ``warmup_bars`` bars before ``start`` when the data has
+    them, so indicators are warm at ``start``; scripts trade from ``start``
+    only. ``data`` is a CSV file (used for a single symbol), a directory
+    holding ``<SYMBOL>.csv`` files, or None to download with yfinance.
     """
     out: dict[str, pd.DataFrame] = {}
-    for symbol in dict.fromkeys(resolve_symbol(s) for s in symbols):
+    resolved = list(dict.fromkeys(resolve_symbol(s) for s in symbols))
+    days_per_bar = 7 if timeframe == "1w" else 1
+    for symbol in resolved:
         if data is None:
-            frame = _download(symbol, start, end)
+            first_day = pd.Timestamp(start) - pd.Timedelta(days=2 * warmup_bars * days_per_bar + 7)
+            frame = _download(symbol, first_day.strftime("%Y-%m-%d"), end)
         else:
             path = pathlib.Path(data)
             if path.is_dir():
                 path = path / f"{symbol}.csv"
-            elif len(set(resolve_symbol(s) for s in symbols)) > 1:
+            elif len(resolved) > 1:
                 raise ValueError("several symbols need --data to be a directory of <SYMBOL>.csv files")
             frame = read_price_csv(path)
-        frame = frame.loc[pd.Timestamp(start) : pd.Timestamp(end)]
-        if frame.empty:
+        frame = resample(frame.loc[: pd.Timestamp(end)], timeframe)
+        first_traded = int(frame.index.searchsorted(pd.Timestamp(start)))
+        if first_traded >= len(frame):
             raise ValueError(f"no prices for {symbol} between {start} and {end}")
-        out[symbol] = resample(frame, timeframe)
+        out[symbol] = frame.iloc[max(0, first_traded - warmup_bars):]
     return out

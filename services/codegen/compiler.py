@@ -78,6 +78,7 @@ class Analysis:
     stop_loss: Stop | None = None
     trailing_stop: Stop | None = None
     time_exit: tuple[str, int] | None = None  # (node id, max bars)
+    warmup_bars: int = 0  # history before start_date the script reads so indicators are warm at start_date
     sizing_node: str | None = None
     sizing: str = "percent"
     exposure: float = 1.0
@@ -307,19 +308,11 @@ def _sizing_formula(a: Analysis) -> str:
 
 
 def _warn(a: Analysis, longest: tuple[int, str]) -> None:
+    # Indicators warm up on bars before start_date: the longest needs `warmup` earlier bars to have a value, and
+    # recursive ones (EMA, RSI, ATR) converge over a few times their window, so the script reads three times that.
     p = a.params
-    bars = p.max_bars()
-    warmup, label = longest
-    if warmup >= bars:
-        a.warnings.append(
-            f"{label} needs {warmup + 1} bars of history but {p.start_date}..{p.end_date} holds at most {bars} {p.bar_words} "
-            f"bars: it never has a value there, so its rules never fire (indicators use prices inside the date range only)"
-        )
-    elif warmup > 0:
-        a.warnings.append(
-            f"indicators use prices inside the date range only: no signal can fire in the first {warmup} bars "
-            f"({label} needs {warmup + 1} bars)"
-        )
+    warmup, _label = longest
+    a.warmup_bars = 3 * warmup
     tp, sl = a.take_profit, a.stop_loss
     if tp is not None and sl is not None and sl.pct is not None and sl.pct > tp.pct:
         a.warnings.append(f"the stop loss ({num(sl.pct)}%) is wider than the take profit ({num(tp.pct)}%)")

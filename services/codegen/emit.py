@@ -241,7 +241,8 @@ def _portfolio_call(a: Analysis, multi: bool, exits: str, indent: str) -> list[s
 def _multi_symbol_setup(a: Analysis) -> list[str]:
     lines = [
         'symbols = PARAMS["symbols"]',
-        "sig = {symbol: signals(prices[symbol]) for symbol in symbols}",
+        'sig = {symbol: signals(prices[symbol]).loc[PARAMS["start_date"]:] for symbol in symbols}',
+        'prices = {symbol: bars.loc[PARAMS["start_date"]:] for symbol, bars in prices.items()}',
         "",
         "# One column per symbol on the union of their calendars. On a day without a bar a symbol has no signal",
         "# and keeps its last close (a flat bar), so nothing fills or stops there.",
@@ -262,13 +263,21 @@ def _main_function(a: Analysis) -> list[str]:
         "parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)",
         'parser.add_argument("--data", help="CSV file or directory of <SYMBOL>.csv; omit to download with yfinance")',
         "args = parser.parse_args(argv)",
-        'prices = load_prices(args.data, PARAMS["symbols"] + [PARAMS["benchmark"]], PARAMS["start_date"], PARAMS["end_date"], PARAMS["timeframe"])',
+        'prices = load_prices(args.data, PARAMS["symbols"] + [PARAMS["benchmark"]], PARAMS["start_date"], PARAMS["end_date"], PARAMS["timeframe"],',
+        '                     warmup_bars=PARAMS["warmup_bars"])',
+        "",
+        "# Indicators are computed on the warm-up bars before start_date too (never on bars after end_date);",
+        "# trading starts at start_date.",
     ]
     if multi:
         body += _multi_symbol_setup(a)
         exits = "exits"
     else:
-        body += [f"ohlc = prices[{json.dumps(p.symbols[0])}]", "sig = signals(ohlc)"]
+        body += [
+            f"sig = signals(prices[{json.dumps(p.symbols[0])}]).loc[PARAMS[\"start_date\"]:]",
+            'prices = {symbol: bars.loc[PARAMS["start_date"]:] for symbol, bars in prices.items()}',
+            f"ohlc = prices[{json.dumps(p.symbols[0])}]",
+        ]
         exits = 'sig["exits"]'
     body.append("")
     comments, _ = _stop_args(a, "sig")
@@ -316,6 +325,7 @@ def _params_literal(a: Analysis) -> list[str]:
         "slippage": p.slippage,
         "position_sizing": a.sizing,
         "exposure": a.exposure,
+        "warmup_bars": a.warmup_bars,
     }
     return ["PARAMS = {", *[f"    {json.dumps(k)}: {json.dumps(v)}," for k, v in values.items()], "}"]
 

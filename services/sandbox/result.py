@@ -134,4 +134,4 @@ def to_proto(checked: dict, sources: list[DataSourceInfo]) -> backtest_pb2.Backt
 
 def data_source_proto(s: DataSourceInfo) -> backtest_pb2.DataSource:
     return backtest_pb2.DataSource(provider=s.provider, symbol=s.symbol, first_time=s.first_time,
-                                   last_time=s.last_time, bars=s.bars, sha256=s.sha256)
+                                   last_time=s.last_time, bars=s.bars, sha256=s.sha256, warmup_bars=s.warmup_bars)

@@ -82,8 +82,11 @@ def test_atr_stop_is_fixed_at_the_entry_bar(tmp_path, bars):
         {"id": "out", "type": "exit_condition", "meta": {"rules": ["Exit when price crosses below the 20-day SMA"]}},
         {"id": "sl", "type": "stop_loss", "meta": {"atr_multiple": 1.5}},
     ]}
-    pf, _, _ = run(doc, tmp_path)
-    atr = ref.atr(bars, 14)
+    pf, analysis, _ = run(doc, tmp_path)
+    # The script's ATR starts on the warm-up bars before START: so does the reference.
+    history = load_prices(str(BTC_CSV), ["BTC-USD"], START, END, warmup_bars=analysis.warmup_bars)["BTC-USD"]
+    atr = ref.atr(history, 14).loc[START:]
+    assert analysis.warmup_bars > 0 and len(atr) == len(bars)
     trades = pf.trades.records_arr
     closed = trades[trades["status"] == 1]
     stopped = 0

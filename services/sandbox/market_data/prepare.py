@@ -19,6 +19,9 @@ TIMEFRAMES = ("1d", "1w")
 # Calendar days a window may start before the first bar or end after the last
 # (weekends and holidays), before it counts as out of range.
 EDGE_TOLERANCE_DAYS = 7
+# History before start_date that goes into the prepared file, so indicators are warm at the first traded
+# bar (the script decides how much of it to use; nothing after end_date is ever included).
+WARMUP_DAYS = 2000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +40,7 @@ class DataSourceInfo:
     last_time: str
     bars: int
     sha256: str
+    warmup_bars: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,13 +111,16 @@ def prepare(provider: PriceProvider, request: DataRequest) -> PreparedData:
                 reason="DATE_RANGE_UNAVAILABLE",
                 symbol=symbol, available_start=_iso(first), available_end=_iso(last),
             )
-        content = window.to_csv(index_label="date", lineterminator="\n").encode()
+        history_start = pd.Timestamp(start) - pd.Timedelta(days=WARMUP_DAYS)
+        warmup = history.loc[history_start : pd.Timestamp(start) - pd.Timedelta(microseconds=1)]
+        content = pd.concat([warmup, window]).to_csv(index_label="date", lineterminator="\n").encode()
         name = f"{symbol}.csv"
         files[name] = content
         sources.append(
             DataSourceInfo(
                 provider=provider.name, symbol=symbol, first_time=_iso(window.index[0]),
                 last_time=_iso(window.index[-1]), bars=len(window), sha256=hashlib.sha256(content).hexdigest(),
+                warmup_bars=len(warmup),
             )
         )
     if not sources:
