@@ -49,6 +49,7 @@ import tempfile
 
 from services.sandbox.config import Limits, SandboxConfig
 from services.sandbox.jail_boot import BOOT_FAILED as BOOT_FAILED_EXIT  # noqa: F401 (the runner reads it here)
+from services.sandbox.jail_boot import processes_of_uid  # noqa: F401 (one implementation, used in and out of the jail)
 
 BOOT_SCRIPT = pathlib.Path(__file__).with_name("jail_boot.py")
 RUNTIME_PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "stratexec_runtime"
@@ -512,30 +513,6 @@ def parent_command(plan: IsolationPlan, limits: Limits, dirs: SlotDirs, uid: int
     else:
         argv = [*_outer_prefix(plan), plan.python, *PYTHON_FLAGS, str(PARENT_SCRIPT), json.dumps(conf)]
     return argv, env
-
-
-def processes_of_uid(uid: int) -> list[int]:
-    """Host pids of live processes (zombies aside) whose real, effective or saved uid is ``uid``."""
-    wanted = str(uid)
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status") as fh:
-                status = fh.read()
-        except OSError:
-            continue
-        state = uid_line = ""
-        for line in status.splitlines():
-            if line.startswith("State:"):
-                state = line
-            elif line.startswith("Uid:"):
-                uid_line = line
-                break
-        if wanted in uid_line.split()[1:4] and "Z" not in state.split()[1:2]:
-            found.append(int(name))
-    return found
 
 
 def sweep_uid_command(uid: int) -> list[str]:

@@ -148,5 +148,29 @@ def main() -> None:
     run_script(config)
 
 
+def processes_of_uid(uid: int) -> list[int]:
+    """Host pids of live processes (zombies aside) whose real, effective or saved uid is ``uid``."""
+    wanted = str(uid)
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status") as fh:
+                status = fh.read()
+        except OSError:
+            continue
+        state = uid_line = ""
+        for line in status.splitlines():
+            if line.startswith("State:"):
+                state = line
+            elif line.startswith("Uid:"):
+                uid_line = line
+                break
+        if wanted in uid_line.split()[1:4] and "Z" not in state.split()[1:2]:
+            found.append(int(name))
+    return found
+
+
 if __name__ == "__main__":
     main()

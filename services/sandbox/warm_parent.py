@@ -302,7 +302,7 @@ def sweep(uid: int | None) -> None:
     reaches every process of that uid in this pid namespace but itself.
     Without a uid of its own the run shares ours, and only its group is killed.
     """
-    if uid is None or not _processes_of(uid):
+    if uid is None or not jail_boot.processes_of_uid(uid):
         return
     pid = os.fork()
     if pid == 0:
@@ -314,29 +314,6 @@ def sweep(uid: int | None) -> None:
             pass
         os._exit(0)
     os.waitpid(pid, 0)
-
-
-def _processes_of(uid: int) -> bool:
-    """True when a process of ``uid`` is alive (zombies aside) in this pid namespace."""
-    wanted = str(uid)
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status") as fh:
-                status = fh.read()
-        except OSError:
-            continue
-        state = uid_line = ""
-        for line in status.splitlines():
-            if line.startswith("State:"):
-                state = line
-            elif line.startswith("Uid:"):
-                uid_line = line
-                break
-        if wanted in uid_line.split()[1:] and "Z" not in state.split()[1:2]:
-            return True
-    return False
 
 
 def main() -> None:

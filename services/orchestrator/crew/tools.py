@@ -132,9 +132,14 @@ def _memory(ctx: ExecutionContext, method, request, skipped: str):
         return None
 
 
-def _found(memories) -> list[dict]:
+def _search(ctx: ExecutionContext, query: str, kind: str, skipped: str) -> list[dict] | None:
+    """The user's memories of one kind closest to ``query``; None when memory is unavailable."""
+    request = memory_pb2.SearchMemoriesRequest(query=query, user_id=ctx.user_id, limit=3, filters=struct({"kind": kind}))
+    reply = _memory(ctx, ctx.clients.memory.SearchMemories, request, skipped)
+    if reply is None:
+        return None
     return [{"memory": m.content, "score": round(m.score, 3), "metadata": json_format.MessageToDict(m.metadata)}
-            for m in memories]
+            for m in reply.memories]
 
 
 class SearchMemoryTool(ContextTool):
@@ -145,14 +150,11 @@ class SearchMemoryTool(ContextTool):
 
     def _run(self, query: str) -> str:
         def body():
-            ctx = self.ctx
-            req = memory_pb2.SearchMemoriesRequest(query=query, user_id=ctx.user_id, limit=3,
-                                                   filters=struct({"kind": "strategy_pattern"}))
-            reply = _memory(ctx, ctx.clients.memory.SearchMemories, req, "searching skipped")
-            if reply is None:
+            found = _search(self.ctx, query, "strategy_pattern", "searching skipped")
+            if found is None:
                 return {"memories": [], "note": "memory unavailable"}
-            ctx.memory_findings.extend(_found(reply.memories))
-            return {"memories": _found(reply.memories)}
+            self.ctx.memory_findings.extend(found)
+            return {"memories": found}
 
         return self.run_step(body, {"query": query})
 
@@ -184,15 +186,12 @@ class TemplatesTool(ContextTool):
 
     def _run(self, query: str) -> str:
         def body():
-            ctx = self.ctx
-            req = memory_pb2.SearchMemoriesRequest(query=query, user_id=ctx.user_id, limit=3,
-                                                   filters=struct({"kind": "code_template"}))
-            reply = _memory(ctx, ctx.clients.memory.SearchMemories, req, "templates not consulted")
-            if reply is None:
+            found = _search(self.ctx, query, "code_template", "templates not consulted")
+            if found is None:
                 return {"templates": [], "note": "memory unavailable"}
-            ctx.templates = [{"rule_family": t["metadata"].get("rule_family"), "tested": t["metadata"].get("tested"),
-                              "score": t["score"]} for t in _found(reply.memories)]
-            return {"templates": _found(reply.memories)}
+            self.ctx.templates = [{"rule_family": t["metadata"].get("rule_family"), "tested": t["metadata"].get("tested"),
+                                   "score": t["score"]} for t in found]
+            return {"templates": found}
 
         return self.run_step(body, {"query": query})
 
