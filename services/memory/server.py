@@ -126,6 +126,37 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
         chunk, token = paging.page(records, request.user_id, page_size, request.page_token)
         return memory_pb2.ListMemoriesResponse(memories=[to_proto(r) for r in chunk], next_page_token=token)
 
+    async def GetMemory(self, request, context):
+        validation.check_get(request)
+        record = await self._run(self.store.get, request.memory_id)
+        if record is None or record.user_id not in (request.user_id, SYSTEM_USER):
+            raise errors.not_found("memory", request.memory_id)
+        return memory_pb2.GetMemoryResponse(memory=to_proto(record))
+
+    async def UpdateMemory(self, request, context):
+        started = time.monotonic()
+        paths, content, metadata = validation.check_update(request, self.config)
+        store = self.store
+
+        def update_own() -> MemoryRecord | None:
+            record = store.get(request.memory_id)
+            if record is None or record.user_id != request.user_id:
+                return None
+            new_metadata = metadata if metadata is not None else record.metadata
+            key = new_metadata.get("memory_key")
+            if key and key != record.metadata.get("memory_key"):
+                holder = store.find_by_key(request.user_id, str(key))
+                if holder is not None and holder.id != record.id:
+                    raise errors.ApiError(grpc.StatusCode.ALREADY_EXISTS, f"memory {holder.id} already has memory_key {key!r}",
+                                          reason="MEMORY_KEY_TAKEN", metadata={"memory_id": holder.id})
+            return store.replace(record.id, content if "content" in paths else record.content, new_metadata)
+
+        updated = await self._run(update_own)
+        if updated is None:
+            raise errors.not_found("memory", request.memory_id)
+        self._log("memory updated", started, user_id=request.user_id, memory_id=request.memory_id, fields=sorted(paths))
+        return memory_pb2.UpdateMemoryResponse(memory=to_proto(updated))
+
     async def DeleteMemory(self, request, context):
         started = time.monotonic()
         validation.check_delete(request)

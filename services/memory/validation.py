@@ -178,9 +178,43 @@ def check_list(request, config: MemoryConfig) -> int:
 
 def check_delete(request) -> None:
     v = Violations()
-    if not request.memory_id:
-        v.add("memory_id", "required")
-    elif len(request.memory_id) > MAX_MEMORY_ID:
-        v.add("memory_id", f"at most {MAX_MEMORY_ID} characters")
+    _check_id(request.memory_id, v)
     check_user_id(request.user_id, v)
     v.raise_if_any("DeleteMemory request")
+
+
+def check_get(request) -> None:
+    v = Violations()
+    _check_id(request.memory_id, v)
+    check_user_id(request.user_id, v)
+    v.raise_if_any("GetMemory request")
+
+
+def check_update(request, config: MemoryConfig) -> tuple[set[str], str, dict[str, Any] | None]:
+    """(fields to change, new content, new metadata) of an UpdateMemory request."""
+    v = Violations()
+    _check_id(request.memory_id, v)
+    check_user_id(request.user_id, v)
+    paths = set(request.update_mask.paths) or {"content", "metadata"}
+    unknown = paths - {"content", "metadata"}
+    if unknown:
+        v.add("update_mask", f"unknown fields {sorted(unknown)}: use content, metadata")
+    content = request.content
+    if "content" in paths:
+        if not content.strip():
+            v.add("content", "must not be empty")
+        elif len(content.encode()) > config.max_content_bytes:
+            v.add("content", f"at most {config.max_content_bytes} bytes")
+    metadata = None
+    if "metadata" in paths:
+        metadata = struct_to_dict(request.metadata)
+        check_metadata(metadata, config, v)
+    v.raise_if_any("UpdateMemory request")
+    return paths, content, metadata
+
+
+def _check_id(memory_id: str, v: Violations) -> None:
+    if not memory_id:
+        v.add("memory_id", "required")
+    elif len(memory_id) > MAX_MEMORY_ID:
+        v.add("memory_id", f"at most {MAX_MEMORY_ID} characters")

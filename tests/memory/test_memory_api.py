@@ -6,6 +6,7 @@ import uuid
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.memory.memory_helpers import add, error_reason, field_violations, list_all, search, struct
 
@@ -281,3 +282,44 @@ def test_marking_a_seeded_template_tested_updates_it_in_place(stub):
     assert marked.id == seeded.id and marked.metadata["tested"] is True
     assert [m.id for m in list_all(stub, "system")].count(seeded.id) == 1
     assert len(list_all(stub, "system")) == 4
+
+
+def test_get_reads_own_memories_and_system_templates_but_not_other_users(stub, user_id):
+    mine = add(stub, user_id, "RSI mean reversion on ETH worked in 2023", kind="strategy_note")[0]
+
+    got = stub.GetMemory(memory_pb2.GetMemoryRequest(memory_id=mine.id, user_id=user_id)).memory
+    assert (got.id, got.content, got.metadata["kind"]) == (mine.id, mine.content, "strategy_note")
+
+    template = search(stub, user_id, "stop loss code template", kind="code_template")[0]
+    assert template.user_id == "system"
+    assert stub.GetMemory(memory_pb2.GetMemoryRequest(memory_id=template.id, user_id=user_id)).memory.id == template.id
+
+    with pytest.raises(grpc.RpcError) as other:
+        stub.GetMemory(memory_pb2.GetMemoryRequest(memory_id=mine.id, user_id=f"{user_id}-other"))
+    assert other.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_update_replaces_content_or_metadata_as_the_mask_says_and_search_sees_it(stub, user_id):
+    memory = add(stub, user_id, "Likes breakout strategies on SPY", kind="note", source="chat")[0]
+
+    only_content = stub.UpdateMemory(memory_pb2.UpdateMemoryRequest(
+        memory_id=memory.id, user_id=user_id, content="Prefers Bollinger Band mean reversion on gold",
+        update_mask=field_mask_pb2.FieldMask(paths=["content"]))).memory
+    assert only_content.content.startswith("Prefers Bollinger") and only_content.metadata["source"] == "chat"
+    assert only_content.id == memory.id and only_content.created_at == memory.created_at
+
+    found = search(stub, user_id, "bollinger bands reversion gold", limit=1)
+    assert found[0].id == memory.id
+
+    both = stub.UpdateMemory(memory_pb2.UpdateMemoryRequest(
+        memory_id=memory.id, user_id=user_id, content="Prefers trend following", metadata=struct(kind="note"))).memory
+    assert both.content == "Prefers trend following" and "source" not in both.metadata
+
+    with pytest.raises(grpc.RpcError) as foreign:
+        stub.UpdateMemory(memory_pb2.UpdateMemoryRequest(memory_id=memory.id, user_id=f"{user_id}-other", content="x"))
+    assert foreign.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as bad:
+        stub.UpdateMemory(memory_pb2.UpdateMemoryRequest(memory_id=memory.id, user_id=user_id, content=" ",
+                                                         update_mask=field_mask_pb2.FieldMask(paths=["content", "colour"])))
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(bad.value)) == {"content", "update_mask"}
