@@ -176,7 +176,7 @@ def test_an_equivalent_proposal_is_used_and_the_event_log_says_so(finished):
     assert not [log for log in logs(events) if log.level == "warning"]
     # GetGeneratedCode returns the proposal (the fake's rewrite), and its sha256 is the code's.
     code = client.code(execution_id)
-    assert "# Proposed by the Code Generator" in code.code and "signal_frame = signals(ohlc)" in code.code
+    assert "# Proposed by the Code Generator" in code.code and "signal_frame = signals(" in code.code
     assert hashlib.sha256(code.code.encode()).hexdigest() == code.sha256
     insights = insights_of(client, execution_id)
     assert insights["code_source"] == "proposed" and insights["code_sha256"] == code.sha256

@@ -151,7 +151,7 @@ def test_offered_the_proposal_tools_it_reads_the_code_and_proposes_an_equivalent
                                        "read_generated_code", "propose_vectorbt_code"]
     assert calls[3].input == {"code_sha256": SHA}
     proposed = calls[4].input["code"]
-    assert proposed != code and "signal_frame = signals(ohlc)" in proposed and "# Proposed by" in proposed
+    assert proposed != code and "signal_frame = signals(" in proposed and "# Proposed by" in proposed
     assert proposed.startswith("#!/usr/bin/env python3\n")  # the shebang stays first
     # The same program: its syntax tree is the compiled one's once the renames are undone.
     assert _names_back(ast.parse(proposed)) == ast.dump(ast.parse(code))
