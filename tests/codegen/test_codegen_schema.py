@@ -80,7 +80,10 @@ def test_every_bad_rule_is_reported_not_just_the_first():
 def test_schema_is_a_valid_json_schema():
     import jsonschema
 
-    jsonschema.Draft202012Validator.check_schema(STRATEGY_SCHEMA)
+    jsonschema.Draft202012Validator.check_schema(STRATEGY_SCHEMA)  # raises on an invalid schema
+    validator = jsonschema.Draft202012Validator(STRATEGY_SCHEMA)
+    assert validator.is_valid(EXAMPLE)
+    assert not validator.is_valid({"nodes": "not a list"})
 
 
 def test_warnings():

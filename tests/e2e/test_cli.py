@@ -308,12 +308,13 @@ def test_missing_strategy_file_is_a_one_line_error(orchestrator_addr, tmp_path):
 def test_strategy_file_that_is_not_json_is_a_one_line_error(orchestrator_addr, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{nodes: [")
-    one_line_error(cli(orchestrator_addr, "run", str(bad)), "not valid JSON")
+    assert one_line_error(cli(orchestrator_addr, "run", str(bad)), "not valid JSON").startswith("error: ")
 
 
 def test_invalid_parameters_are_a_one_line_error_with_the_field(orchestrator_addr):
     proc = cli(orchestrator_addr, "run", str(STRATEGY), "--start", "2024-12-31", "--end", "2024-01-01", "--watch")
-    one_line_error(proc, "INVALID_ARGUMENT", "end_date")
+    assert "end_date" in one_line_error(proc, "INVALID_ARGUMENT", "end_date")
+    assert proc.returncode == 2
 
 
 @pytest.mark.parametrize("command", [["status"], ["code"], ["results"], ["watch"], ["cancel"],
@@ -327,7 +328,8 @@ def test_unknown_execution_id_is_a_one_line_error(orchestrator_addr, command, tm
 
 def test_cancelling_a_finished_execution_is_a_one_line_error(orchestrator_addr, finished_example):
     execution_id, _ = finished_example
-    one_line_error(cli(orchestrator_addr, "cancel", execution_id), "FAILED_PRECONDITION")
+    proc = cli(orchestrator_addr, "cancel", execution_id)
+    assert "FAILED_PRECONDITION" in one_line_error(proc, "FAILED_PRECONDITION") and proc.returncode == 2
 
 
 def test_unreachable_server_is_a_one_line_error():
@@ -336,7 +338,8 @@ def test_unreachable_server_is_a_one_line_error():
     with socket.socket() as sock:  # a free port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    one_line_error(cli(f"127.0.0.1:{port}", "status", "x"), "UNAVAILABLE")
+    proc = cli(f"127.0.0.1:{port}", "status", "x")
+    assert "UNAVAILABLE" in one_line_error(proc, "UNAVAILABLE") and proc.returncode == 2
 
 
 # --- the live line on a terminal ----------------------------------------------------------------

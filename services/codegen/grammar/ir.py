@@ -10,6 +10,8 @@ crossings look one bar back, breakouts use the previous N bars.
 """
 from __future__ import annotations
 
+import abc
+
 import dataclasses
 from decimal import Decimal
 from typing import Iterator
@@ -93,20 +95,24 @@ OPS = {"<": "is below", "<=": "is at or below", ">": "is above", ">=": "is at or
 AT_CLOSE = ", evaluated at bar close"
 
 
-class Condition:
+class Condition(abc.ABC):
     """A boolean per-bar signal."""
 
+    @abc.abstractmethod
     def expr(self) -> str:
-        raise NotImplementedError
+        """The pandas expression."""
 
+    @abc.abstractmethod
     def formula(self) -> str:
-        raise NotImplementedError
+        """The formula, without the evaluation note."""
 
+    @abc.abstractmethod
     def words(self) -> str:
-        raise NotImplementedError
+        """The meaning in plain words."""
 
+    @abc.abstractmethod
     def series_needed(self) -> list[Series]:
-        raise NotImplementedError
+        """The series the expression reads."""
 
     def short(self) -> str:
         """The formula without the expansion of crossings."""
