@@ -106,3 +106,20 @@ def test_an_execution_completes_when_memory_is_down(own_stack):
     assert any("memory unavailable, searching skipped" in w for w in warnings)
     assert any("memory unavailable, pattern not stored" in w for w in warnings)
     assert client.get(execution.id).agent_insights["memory_stored"] is False
+
+
+def test_a_service_that_stays_unavailable_fails_the_execution_with_that_status(own_stack):
+    client = Client(own_stack["orchestrator"].address)
+    busy = [client.execute(EXAMPLE, btc_2024()) for _ in range(2)]  # both workers, seconds in the fresh sandbox
+    for execution in busy:
+        wait_for_status(client, execution.id, S.EXECUTION_STATUS_EXECUTING)
+    waiting = client.execute(EXAMPLE, btc_2024())  # accepted while codegen is up, queued behind the busy ones
+    own_stack["codegen"].stop()
+
+    events = list(client.watch(waiting.id))
+
+    assert events[-1].status == S.EXECUTION_STATUS_FAILED
+    failed = client.get(waiting.id)
+    assert failed.error.code == grpc.StatusCode.UNAVAILABLE.value[0]
+    assert failed.error_message.startswith("codegen:")
+    assert all(list(client.watch(e.id))[-1].status == S.EXECUTION_STATUS_COMPLETED for e in busy)
