@@ -37,3 +37,13 @@ def memory_key(metadata: dict[str, Any]) -> str | None:
     if metadata.get("kind") == STRATEGY_PATTERN and "strategy" in metadata:
         return strategy_pattern_key(metadata["strategy"], metadata.get("params", {}))
     return None
+
+
+def upsert(store, user_id: str, message: dict[str, str], metadata: dict[str, Any], key: str):
+    """Replace the user's memory with this ``memory_key``, or add it, in either
+    backend. Returns (memory, created). Atomic because StoreRunner serialises calls."""
+    metadata = {**metadata, "memory_key": key}
+    existing = store.find_by_key(user_id, key)
+    if existing is not None:
+        return store.replace(existing.id, message["content"], metadata), False
+    return store.add(user_id, [message], metadata, infer=False)[0], True

@@ -97,12 +97,5 @@ class PlatformStore:
             raise KeyError(memory_id)
         return record
 
-    def upsert(self, user_id: str, message: dict[str, str], metadata: dict[str, Any], key: str) -> tuple[MemoryRecord, bool]:
-        metadata = {**metadata, "memory_key": key}
-        existing = self.find_by_key(user_id, key)
-        if existing is not None:
-            return self.replace(existing.id, message["content"], metadata), False
-        return self.add(user_id, [message], metadata, infer=False)[0], True
-
     def delete(self, memory_id: str) -> None:
         self._c().delete(memory_id)

@@ -98,7 +98,7 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
             # here every message given is stored, so they go in as user text.
             messages = [{**m, "role": "user"} if m["role"] == "system" else m for m in messages]
         if key is not None:
-            record, created = await self._run(self.store.upsert, request.user_id, messages[0], metadata, key)
+            record, created = await self._run(keys.upsert, self.store, request.user_id, messages[0], metadata, key)
             records = [record]
             self._log("memory stored", started, user_id=request.user_id, memory_id=record.id,
                       event="ADD" if created else "UPDATE", memory_key=key)

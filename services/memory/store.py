@@ -263,15 +263,6 @@ class EmbeddedStore:
             ids.extend(chunk_ids)
         return ids
 
-    def upsert(self, user_id: str, message: dict[str, str], metadata: dict[str, Any], key: str) -> tuple[MemoryRecord, bool]:
-        """Replace the user's memory with this ``memory_key``, or add it.
-        Returns (memory, created). Atomic because StoreRunner serialises calls."""
-        metadata = {**metadata, "memory_key": key}
-        existing = self.find_by_key(user_id, key)
-        if existing is not None:
-            return self.replace(existing.id, message["content"], metadata), False
-        return self.add(user_id, [message], metadata, infer=False)[0], True
-
     def delete(self, memory_id: str) -> None:
         self._mem().delete(memory_id)
 

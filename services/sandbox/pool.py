@@ -234,20 +234,11 @@ class PoolRunner(Runner):
         await proc.wait()
         await reap_uid(uid)
 
-    async def run(self, job: RunJob) -> RunOutput:
-        async with self.slot() as slot:
-            parent = await self._parent(slot)
-            dirs = self.slot_dirs[slot]
-            # A few small local file operations: inline, a thread hop costs more than they do.
-            run_dir = RunDir.create(dirs.runs, self.plan.uid_for(slot))
-            try:
-                self._fill(run_dir, job)
-                return await self._execute_on(parent, job, run_dir, slot)
-            finally:
-                run_dir.remove()
+    def _run_root(self, slot: int):
+        return self.slot_dirs[slot].runs
 
-    async def _execute(self, job, run_dir, slot, uid):  # pragma: no cover - run() is overridden
-        raise NotImplementedError
+    async def _execute(self, job: RunJob, run_dir: RunDir, slot: int, uid: int | None) -> RunOutput:
+        return await self._execute_on(await self._parent(slot), job, run_dir, slot)
 
     async def _execute_on(self, parent: WarmParent, job: RunJob, run_dir: RunDir, slot: int) -> RunOutput:
         dirs = self.slot_dirs[slot]
