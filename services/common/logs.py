@@ -39,7 +39,7 @@ def setup(service: str, level: str = "INFO") -> logging.Logger:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "urllib3", "LiteLLM", "mem0", "sentence_transformers", "numba", "qdrant_client"):
+    for noisy in ("httpx", "urllib3", "LiteLLM", "mem0", "numba", "qdrant_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # CrewAI warns on every call of a custom model that it estimates token counts: harmless, and noise.
     logging.getLogger("crewai").setLevel(logging.ERROR)
