@@ -19,9 +19,17 @@ DEFAULT_ADDR = os.environ.get("STRATEXEC_ADDR", f"localhost:{os.environ.get('ORC
 class ClientError(Exception):
     """A failed call, described in one line with its field violations."""
 
-    def __init__(self, exc: grpc.RpcError):
+    def __init__(self, exc: grpc.RpcError, address: str = ""):
         self.status = errors.status_from_rpc_error(exc)
-        super().__init__(errors.describe(self.status))
+        text = errors.describe(self.status)
+        if address and exc.code() == grpc.StatusCode.UNAVAILABLE and "connect" in (exc.details() or ""):
+            text = (f"UNAVAILABLE: cannot reach the orchestrator at {address} ({exc.details()}); start the services with "
+                    f"`make up`, or point the client at another address with --addr or STRATEXEC_ADDR")
+        super().__init__(text)
+
+
+class StrategyFileError(ValueError):
+    """A strategy file that cannot be used, said in one line."""
 
 
 class Client:
@@ -36,7 +44,7 @@ class Client:
         try:
             return method(request, timeout=timeout, metadata=self.metadata)
         except grpc.RpcError as exc:
-            raise ClientError(exc) from None
+            raise ClientError(exc, self.address) from None
 
     def execute(self, schema: dict, params: backtest_pb2.BacktestParams, request_id: str | None = None):
         body = struct_pb2.Struct()
@@ -74,9 +82,22 @@ class Client:
                 return
             except grpc.RpcError as exc:
                 if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == 4:
-                    raise ClientError(exc) from None
+                    raise ClientError(exc, self.address) from None
 
 
 def load_schema(path: str) -> dict:
-    with open(path) as fh:
-        return json.load(fh)
+    """The strategy graph of a JSON file; StrategyFileError names what is wrong with it."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            schema = json.load(fh)
+    except OSError as exc:
+        raise StrategyFileError(f"cannot read strategy file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise StrategyFileError(f"strategy file {path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise StrategyFileError(f"strategy file {path} is not valid JSON: {exc.msg} at line {exc.lineno} "
+                                f"column {exc.colno}") from None
+    if not isinstance(schema, dict):
+        raise StrategyFileError(f"strategy file {path} holds a JSON {type(schema).__name__}, not an object: "
+                                f'expected {{"nodes": [...]}}')
+    return schema  # the server checks the graph itself, naming the node

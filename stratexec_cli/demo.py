@@ -36,8 +36,8 @@ def main() -> int:
 Execution id: {eid}
   generated code:  {venv_bin}/stratexec code {eid}
   results:         {venv_bin}/stratexec results {eid}
-  with grpcurl:    {venv_bin}/grpcurl -plaintext -d '{{"execution_id": "{eid}"}}' localhost:50051 stratexec.orchestrator.v1.ExecutionService/GetBacktestResults
-                   {venv_bin}/grpcurl -plaintext -d '{{"execution_id": "{eid}"}}' localhost:50051 stratexec.orchestrator.v1.ExecutionService/GetGeneratedCode
+  with grpcurl:    {venv_bin}/grpcurl -plaintext -emit-defaults -d '{{"execution_id": "{eid}"}}' {client.address} stratexec.orchestrator.v1.ExecutionService/GetBacktestResults
+                   {venv_bin}/grpcurl -plaintext -d '{{"execution_id": "{eid}"}}' {client.address} stratexec.orchestrator.v1.ExecutionService/GetGeneratedCode
 The services keep running; `make down` stops them.""")
     return 0
 

@@ -4,6 +4,8 @@
     stratexec status|code|results|watch|cancel ID
     stratexec list [--page-size N] [--page-token TOKEN]
     stratexec report ID [--html FILE]     (default FILE: report-<ID>.html)
+    stratexec trades|equity ID [--csv FILE]   (CSV; standard output without FILE)
+    stratexec compare ID ID ... [--html FILE] (metrics side by side, equity overlay chart)
 
 On a terminal, `run --watch` and `watch` show one live status line (status,
 elapsed time, latest agent step) and keep each status change as a line of
@@ -21,18 +23,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import sys
 
 from google.protobuf import json_format
 
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec_cli import live, render
-from stratexec_cli.client import DEFAULT_ADDR, Client, ClientError, load_schema
+from stratexec_cli.client import DEFAULT_ADDR, Client, ClientError, StrategyFileError, load_schema
+
+
+def _symbols(values: list[str] | None) -> list[str]:
+    """`--symbols BTC ETH`, `--symbols BTC,ETH` and mixtures of both."""
+    return [s.strip() for value in values or [] for s in value.split(",") if s.strip()]
 
 
 def _params(args) -> backtest_pb2.BacktestParams:
     params = backtest_pb2.BacktestParams(
-        symbols=args.symbols or [], timeframe=args.timeframe or "", start_date=args.start or "",
+        symbols=_symbols(args.symbols), timeframe=args.timeframe or "", start_date=args.start or "",
         end_date=args.end or "", benchmark=args.benchmark or "")
     for field in ("initial_capital", "fees", "slippage", "exposure"):
         value = getattr(args, field)
@@ -41,8 +49,37 @@ def _params(args) -> backtest_pb2.BacktestParams:
     return params
 
 
+COST_WARNING = 0.01  # fees or slippage above 1% per side are almost always a unit mistake (0.1 meaning 0.1%)
+
+
+def cost_warnings(params: backtest_pb2.BacktestParams) -> list[str]:
+    """Warnings for costs that look like percentages given as fractions."""
+    return [f"warning: --{name} {value:g} is {value * 100:g}% per trade (a fraction: 0.001 is 0.1%)"
+            for name in ("fees", "slippage") if (value := getattr(params, name)) > COST_WARNING]
+
+
+DEFAULTED = {  # flag -> field of BacktestParams the server fills in when the flag is left out
+    "--symbols": "symbols", "--timeframe": "timeframe", "--start": "start_date", "--end": "end_date",
+    "--initial-capital": "initial_capital", "--benchmark": "benchmark", "--fees": "fees", "--slippage": "slippage",
+}
+
+
+def applied_defaults(sent: backtest_pb2.BacktestParams, used: backtest_pb2.BacktestParams) -> str:
+    """One line naming the values the server chose for what the request left out."""
+    parts = []
+    for flag, field in DEFAULTED.items():
+        given = sent.HasField(field) if sent.DESCRIPTOR.fields_by_name[field].has_presence else getattr(sent, field)
+        if not given:
+            value = getattr(used, field)
+            shown = ",".join(value) if field == "symbols" else f"{value:g}" if isinstance(value, float) else value
+            parts.append(f"{flag} {shown}")
+    return f"defaults applied: {' '.join(parts)}" if parts else ""
+
+
 def _json(message, one_line: bool = False) -> str:
-    return json_format.MessageToJson(message, preserving_proto_field_name=True, indent=None if one_line else 2)
+    """Every field, zero values included (the JSON contract: docs/cli.md)."""
+    return json_format.MessageToJson(message, preserving_proto_field_name=True, indent=None if one_line else 2,
+                                     always_print_fields_with_no_presence=True)
 
 
 def watch(client: Client, execution_id: str, as_json: bool, out=None, live_line: bool | None = None) -> str:
@@ -60,7 +97,7 @@ def watch(client: Client, execution_id: str, as_json: bool, out=None, live_line:
     for event in client.watch(execution_id):
         status = render.status_name(event.status)
         if as_json:
-            print(json_format.MessageToJson(event, indent=None, preserving_proto_field_name=True), file=out, flush=True)
+            print(_json(event, one_line=True), file=out, flush=True)
         else:
             line = render.event_line(event)
             if line:
@@ -107,6 +144,38 @@ def write_report(client: Client, execution_id: str, path: str | None, prices: st
     return 0
 
 
+def export_command(client: Client, args) -> int:
+    """`trades ID [--csv [FILE]]` and `equity ID [--csv [FILE]]`."""
+    from stratexec_cli import export
+
+    result = client.results(args.execution_id).result
+    if args.json:
+        rows = result.trades if args.command == "trades" else result.equity
+        print(json.dumps([json.loads(_json(row, one_line=True)) for row in rows]))
+        return 0
+    text = export.trades_csv(result) if args.command == "trades" else export.equity_csv(result)
+    if args.csv and args.csv != "-":
+        pathlib.Path(args.csv).write_text(text, encoding="utf-8")
+        print(f"wrote {args.csv} ({text.count(chr(10)) - 1} rows)")
+    else:
+        print(text, end="")
+    return 0
+
+
+def compare_command(client: Client, args) -> int:
+    from stratexec_cli import export
+
+    results = [client.results(execution_id).result for execution_id in args.execution_ids]
+    labels = [execution_id[:8] for execution_id in args.execution_ids]
+    if args.json:
+        print(json.dumps({eid: json.loads(_json(r.metrics, one_line=True)) for eid, r in zip(args.execution_ids, results)}))
+        return 0
+    print(export.compare_table(labels, results))
+    target = export.compare_html(labels, results, args.html or "compare.html")
+    print(f"\nwrote {target} (equity curves rebased to 100; open it in a browser)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stratexec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--addr", default=DEFAULT_ADDR, help=f"orchestrator address (default {DEFAULT_ADDR}; env STRATEXEC_ADDR)")
@@ -119,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="execute a strategy file",
                          description="Execute a strategy file; with --watch, follow it and print its metrics.")
     run.add_argument("strategy", help="strategy JSON file")
-    run.add_argument("--symbols", nargs="+")
+    run.add_argument("--symbols", nargs="+", metavar="SYMBOL", help="e.g. BTC ETH or BTC,ETH (default: BTC)")
     run.add_argument("--timeframe", help="1d (default) or 1w")
     run.add_argument("--start", help="first day, YYYY-MM-DD")
     run.add_argument("--end", help="last day, YYYY-MM-DD")
@@ -135,6 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
              "cancel": "stop a queued or running execution"}
     for name, text in helps.items():
         sub.add_parser(name, parents=[common], help=text).add_argument("execution_id")
+    for name, text in (("trades", "the trades of a completed execution"), ("equity", "its equity and benchmark per bar")):
+        exporter = sub.add_parser(name, parents=[common], help=f"print {text} (--csv: as CSV)")
+        exporter.add_argument("execution_id")
+        exporter.add_argument("--csv", metavar="FILE", nargs="?", const="-", help="CSV to FILE (default: standard output)")
+    comparer = sub.add_parser("compare", parents=[common], help="metrics of several executions side by side",
+                              description="Print the metrics of completed executions side by side and write an "
+                                          "overlay chart of their equity curves.")
+    comparer.add_argument("execution_ids", nargs="+", metavar="ID")
+    comparer.add_argument("--html", metavar="FILE", help="where to write the overlay chart (default: compare.html)")
     lister = sub.add_parser("list", parents=[common], help="list your executions, newest first")
     lister.add_argument("--page-size", type=int, default=20)
     lister.add_argument("--page-token", default="")
@@ -173,19 +251,21 @@ def _dispatch(client: Client, args) -> int:
     if args.command == "run":
         try:
             schema = load_schema(args.strategy)
-        except OSError as exc:
-            print(f"error: cannot read strategy file {args.strategy}: {exc.strerror or exc}", file=sys.stderr)
+        except StrategyFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return 2
-        except ValueError as exc:
-            print(f"error: strategy file {args.strategy} is not valid JSON: {exc}", file=sys.stderr)
-            return 2
-        execution = client.execute(schema, _params(args), args.request_id)
+        params = _params(args)
+        for warning in cost_warnings(params):
+            print(warning, file=sys.stderr)
+        execution = client.execute(schema, params, args.request_id)
         if not args.watch:
             print(_json(execution) if args.json else execution.id)
             return 0
         args.execution_id = execution.id
         if not args.json:
             print(f"execution {execution.id}", flush=True)
+            if line := applied_defaults(params, execution.params):
+                print(line, flush=True)
         status = watch(client, execution.id, args.json)
         return _finished(client, execution.id, status, args.json)
     if args.command == "status":
@@ -217,6 +297,10 @@ def _dispatch(client: Client, args) -> int:
             print(render.executions_table(reply.executions))
             if reply.next_page_token:
                 print(f"\nmore: stratexec list --page-token {reply.next_page_token}")
+    elif args.command in ("trades", "equity"):
+        return export_command(client, args)
+    elif args.command == "compare":
+        return compare_command(client, args)
     elif args.command == "report":
         return write_report(client, args.execution_id, args.html, args.prices, args.json)
     return 0

@@ -119,7 +119,8 @@ def describe(status: status_pb2.Status) -> str:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
-            parts = [f"{v.field}: {v.description}" for v in bad.field_violations]
+            # a violation the headline already says is not repeated
+            parts = [f"{v.field}: {v.description}" for v in bad.field_violations if v.description not in status.message]
             if parts:
                 text += " (" + "; ".join(parts) + ")"
     return text

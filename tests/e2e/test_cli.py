@@ -339,7 +339,56 @@ def test_unreachable_server_is_a_one_line_error():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = cli(f"127.0.0.1:{port}", "status", "x")
-    assert "UNAVAILABLE" in one_line_error(proc, "UNAVAILABLE") and proc.returncode == 2
+    line = one_line_error(proc, "UNAVAILABLE", f"cannot reach the orchestrator at 127.0.0.1:{port}")
+    assert "make up" in line and "--addr" in line and "STRATEXEC_ADDR" in line and proc.returncode == 2
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("[]", "holds a JSON list, not an object"),
+    ('"nodes"', "holds a JSON str, not an object"),
+    (b"\xff\xfe{}", "is not UTF-8 text"),
+])
+def test_a_strategy_file_that_is_not_an_object_is_a_one_line_error(orchestrator_addr, tmp_path, content, expected):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content if isinstance(content, bytes) else content.encode())
+    one_line_error(cli(orchestrator_addr, "run", str(bad), "--watch"), str(bad), expected)
+
+
+def test_costs_that_look_like_percentages_are_warned_about(orchestrator_addr, client):
+    proc = cli(orchestrator_addr, *run_example_args("--fees", "0.1", "--slippage", "0.0005"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == ["warning: --fees 0.1 is 10% per trade (a fraction: 0.001 is 0.1%)"]
+    list(client.watch(proc.stdout.strip()))  # let it finish before the stack goes away
+
+
+@pytest.mark.parametrize("symbols", [["BTC,ETH"], ["BTC", "ETH"], ["BTC,", "ETH"]])
+def test_symbols_may_be_separated_by_commas_or_spaces(orchestrator_addr, client, symbols):
+    proc = cli(orchestrator_addr, "run", str(STRATEGY), "--symbols", *symbols, "--end", "2024-03-31")
+    assert proc.returncode == 0, proc.stderr
+    execution_id = proc.stdout.strip()
+    assert list(client.get(execution_id).params.symbols) == ["BTC-USD", "ETH-USD"]
+    list(client.watch(execution_id))  # let it finish before the stack goes away
+
+
+def test_the_defaults_applied_are_printed(orchestrator_addr):
+    proc = cli(orchestrator_addr, "run", str(STRATEGY), "--end", "2024-03-31", "--watch")
+    assert proc.returncode == 0, proc.stderr
+    defaults = [line for line in proc.stdout.splitlines() if line.startswith("defaults applied:")]
+    assert defaults == ["defaults applied: --symbols BTC-USD --timeframe 1d --start 2024-01-01 "
+                        "--initial-capital 10000 --benchmark BTC-USD --fees 0.001 --slippage 0.0005"]
+
+
+def test_rejections_say_each_thing_once():
+    from google.rpc import error_details_pb2, status_pb2
+
+    from services.common import errors
+
+    bad = error_details_pb2.BadRequest(field_violations=[
+        error_details_pb2.BadRequest.FieldViolation(field="schema.nodes[0]", description="rule 'x' is not understood"),
+        error_details_pb2.BadRequest.FieldViolation(field="params.fees", description="must be in [0, 1)")])
+    status = status_pb2.Status(code=3, message="rule 'x' is not understood")
+    status.details.add().Pack(bad)
+    assert errors.describe(status) == "INVALID_ARGUMENT: rule 'x' is not understood (params.fees: must be in [0, 1))"
 
 
 # --- the live line on a terminal ----------------------------------------------------------------

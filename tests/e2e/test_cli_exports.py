@@ -1,0 +1,68 @@
+"""Getting results out: trades and equity as CSV, executions compared side by side, JSON with every field."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from stratexec.backtest.v1 import backtest_pb2
+from stratexec_cli.client import Client
+from tests.e2e.conftest import btc_2024
+from tests.e2e.test_cli import cli, figure_data
+
+NEVER = {"nodes": [  # RSI(14) never falls below 1 on BTC in 2024: a run without a single trade
+    {"id": "entry", "type": "entry_condition", "meta": {"rules": ["Buy when RSI(14) is below 1"]}},
+    {"id": "tp", "type": "take_profit", "meta": {"target_pct": 5}},
+]}
+
+
+def test_trades_csv_has_a_row_per_trade_and_a_column_per_trade_field(orchestrator_addr, finished_example, tmp_path):
+    execution_id, _ = finished_example
+    result = Client(orchestrator_addr).results(execution_id).result
+    proc = cli(orchestrator_addr, "trades", execution_id, "--csv", str(tmp_path / "trades.csv"))
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader((tmp_path / "trades.csv").open()))
+    assert list(rows[0]) == [f.name for f in backtest_pb2.Trade.DESCRIPTOR.fields]
+    assert len(rows) == len(result.trades) == result.metrics.trades + result.metrics.open_trades
+    for row, trade in zip(rows, result.trades):
+        assert (row["entry_time"], float(row["entry_price"]), float(row["pnl"])) == (trade.entry_time, trade.entry_price, trade.pnl)
+        assert row["status"] == backtest_pb2.TradeStatus.Name(trade.status).removeprefix("TRADE_STATUS_").lower()
+
+
+def test_equity_csv_is_one_row_per_bar_with_the_benchmark(orchestrator_addr, finished_example):
+    execution_id, _ = finished_example
+    result = Client(orchestrator_addr).results(execution_id).result
+    proc = cli(orchestrator_addr, "equity", execution_id)  # no FILE: standard output
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.reader(io.StringIO(proc.stdout)))
+    assert rows[0] == ["time", "equity", "benchmark"]
+    assert len(rows) - 1 == len(result.equity)
+    assert float(rows[-1][1]) == result.equity[-1].value == result.metrics.final_value
+    assert float(rows[-1][2]) == result.benchmark_equity[-1].value
+
+
+def test_compare_prints_metrics_side_by_side_and_writes_an_overlay_chart(orchestrator_addr, finished_example, tmp_path):
+    client = Client(orchestrator_addr)
+    first, _ = finished_example
+    second = client.execute(NEVER, btc_2024()).id
+    list(client.watch(second))
+    proc = cli(orchestrator_addr, "compare", first, second, "--html", str(tmp_path / "c.html"))
+    assert proc.returncode == 0, proc.stderr
+    header, rule, *rows = proc.stdout.split("\n\n")[0].splitlines()
+    assert header.split() == ["METRIC", first[:8], second[:8]]
+    trades = next(r for r in rows if r.startswith("Trades (closed)"))
+    assert trades.split()[-2:] == [str(client.results(first).result.metrics.trades), "0"]
+    traces = figure_data((tmp_path / "c.html").read_text())
+    assert [t["name"] for t in traces] == [first[:8], second[:8]]
+
+
+def test_json_results_keep_zero_valued_metrics(orchestrator_addr):
+    client = Client(orchestrator_addr)
+    execution_id = client.execute(NEVER, btc_2024()).id
+    list(client.watch(execution_id))
+    proc = cli(orchestrator_addr, "results", execution_id, "--json")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(proc.stdout)["result"]["metrics"]
+    assert metrics["trades"] == 0 and metrics["total_return"] == 0 and metrics["max_drawdown"] == 0
+    optional = {f.name for f in backtest_pb2.Metrics.DESCRIPTOR.fields if f.has_presence}
+    assert {f.name for f in backtest_pb2.Metrics.DESCRIPTOR.fields} - optional <= set(metrics)
