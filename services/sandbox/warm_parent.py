@@ -46,6 +46,65 @@ def send(sock: socket.socket, message: dict) -> None:
     sock.send(json.dumps(message).encode())
 
 
+# Every form of Portfolio.from_signals that services/codegen/emit.py writes: (name, columns, keyword
+# arguments). The warm parent runs each once and builds its result, so their numba kernels are compiled
+# (and in the shared cache) before the pool serves. tests/sandbox/kernel_families.py runs the compiler's
+# matching strategies through the pool and fails when a run had to compile a kernel itself. When the
+# compiler learns a new form (shorts, next-open fills, ...), add its entry here. "atr" stands for a
+# per-bar stop distance (an array, as the ATR stops are emitted).
+EMITTED = {"stop_entry_price": "close", "stop_exit_price": "stopmarket", "direction": "longonly",
+           "accumulate": False, "upon_long_conflict": "exit"}
+SHARED_CASH = {"cash_sharing": True, "group_by": True, "call_seq": "auto"}
+KERNEL_FAMILIES: list[tuple[str, int, dict]] = [
+    ("one column, exit signals only", 1, {}),
+    ("one column, take profit and stop loss", 1, {**EMITTED, "tp_stop": 0.07, "sl_stop": 0.05, "sl_trail": False}),
+    ("one column, trailing stop", 1, {**EMITTED, "sl_stop": 0.05, "sl_trail": True}),
+    ("one column, ATR stop", 1, {**EMITTED, "sl_stop": "atr", "sl_trail": False}),
+    ("several columns, shared cash, exit signals only", 2, {**SHARED_CASH}),
+    ("several columns, shared cash, stops", 2, {**SHARED_CASH, **EMITTED, "tp_stop": 0.07, "sl_stop": 0.08, "sl_trail": False}),
+    ("several columns, shared cash, trailing stop", 2, {**SHARED_CASH, **EMITTED, "sl_stop": 0.1, "sl_trail": True}),
+    ("several columns, shared cash, ATR stop", 2, {**SHARED_CASH, **EMITTED, "sl_stop": "atr", "sl_trail": False}),
+    ("several columns, shared cash, equal value", 2, {**SHARED_CASH, **EMITTED, "sl_stop": 0.08, "sl_trail": False,
+                                                      "size": 5000.0, "size_type": "value"}),
+]
+
+
+def _synthetic_bars(seed: int, index):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, len(index))))
+    return pd.DataFrame({"open": close * 0.999, "high": close * 1.01, "low": close * 0.99, "close": close,
+                         "adj_close": close, "volume": 1000.0}, index=index)
+
+
+def warm_kernel_families(bars: dict) -> None:
+    """Run every entry of KERNEL_FAMILIES on synthetic bars (``bars``: symbol -> OHLCV frame), with its result."""
+    import pandas as pd
+    import vectorbt as vbt
+
+    from stratexec_runtime.report import build_result
+
+    symbols = list(bars)
+    for _name, columns, family in KERNEL_FAMILIES:
+        chosen = symbols[:columns]
+        frame = {field: pd.DataFrame({s: bars[s][field] for s in chosen}) for field in ("open", "high", "low", "close")}
+        close = frame["close"] if columns > 1 else frame["close"][chosen[0]]
+        ohlc = {field: (f if columns > 1 else f[chosen[0]]) for field, f in frame.items()}
+        sma = close.rolling(20).mean()
+        entries, exits = close <= 0.95 * sma, close > sma * 1.1
+        kwargs = {"size": 1.0, "size_type": "percent", **family}
+        if kwargs.get("sl_stop") == "atr":
+            kwargs["sl_stop"] = (ohlc["high"] - ohlc["low"]).ewm(alpha=1 / 14, adjust=False).mean() * 2 / close
+        pf = vbt.Portfolio.from_signals(close, entries, exits, open=ohlc["open"], high=ohlc["high"], low=ohlc["low"],
+                                        price=close, init_cash=10000.0, fees=0.001, slippage=0.0005, freq="1D", **kwargs)
+        bench = vbt.Portfolio.from_holding(ohlc["close"] if columns == 1 else frame["close"][chosen[0]],
+                                           init_cash=10000.0, fees=0.001, slippage=0.0005, freq="1D")
+        build_result(pf, bench, 10000.0, chosen)
+        pf.trades.records_arr
+
+
 def warm_up(home: str) -> None:
     """Import everything a backtest uses and compile vectorbt's kernels on synthetic prices."""
     try:  # tqdm (used by vectorbt) starts a monitor thread: no threads in a process that forks
@@ -54,36 +113,26 @@ def warm_up(home: str) -> None:
         tqdm.tqdm.monitor_interval = 0
     except ImportError:
         pass
-    import numpy as np
     import pandas as pd
     import vectorbt as vbt
 
     from stratexec_runtime import load_prices
-    from stratexec_runtime.report import build_result
 
-    rng = np.random.default_rng(7)
     index = pd.date_range("2023-01-01", periods=400, freq="D")
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, len(index))))
-    frame = pd.DataFrame({"open": close * 0.999, "high": close * 1.01, "low": close * 0.99, "close": close,
-                          "adj_close": close, "volume": 1000.0}, index=index)
-    path = os.path.join(home, "WARM-USD.csv")
-    frame.to_csv(path, index_label="date")
-    load_prices(path, ["WARM-USD"], "2023-01-01", "2024-12-31", "1w")
-    ohlc = load_prices(path, ["WARM-USD"], "2023-01-01", "2024-12-31", "1d")["WARM-USD"]
-    os.remove(path)
-    close = ohlc["close"]
-    sma = close.rolling(20).mean()
-    ema = close.ewm(span=20, adjust=False).mean()
-    entries = close <= 0.95 * sma
-    exits = close > ema * 1.1
-    bench = vbt.Portfolio.from_holding(close, init_cash=10000.0, fees=0.001, slippage=0.0005, freq="1D")
-    for stops in ({"tp_stop": 0.07, "sl_stop": 0.05}, {"sl_stop": 0.05, "sl_trail": True}, {}):
-        pf = vbt.Portfolio.from_signals(close, entries, exits, open=ohlc["open"], high=ohlc["high"], low=ohlc["low"],
-                                        size=1.0, size_type="percent", init_cash=10000.0, fees=0.001,
-                                        slippage=0.0005, freq="1D", **stops)
-        build_result(pf, bench, 10000.0)
+    bars = {}
+    for seed, symbol in enumerate(("WARM-USD", "WARM2-USD"), start=7):
+        path = os.path.join(home, f"{symbol}.csv")
+        _synthetic_bars(seed, index).to_csv(path, index_label="date")
+        load_prices(path, [symbol], "2023-03-01", "2024-01-31", "1w", warmup_bars=5)
+        bars[symbol] = load_prices(path, [symbol], "2023-01-01", "2024-12-31", "1d")[symbol]
+        os.remove(path)
+    warm_kernel_families(bars)
+    close = bars["WARM-USD"]["close"]
+    ohlc = bars["WARM-USD"]
+    pf = vbt.Portfolio.from_signals(close, close < close.rolling(20).mean(), close > close.rolling(20).mean(), freq="1D")
     pf.stats()
     pf.drawdowns.records_readable
+    sma = close.rolling(20).mean()
     fast, slow = vbt.MA.run(close, 10), vbt.MA.run(close, 50)
     fast.ma_crossed_above(slow)
     fast.ma_crossed_below(slow)
@@ -103,6 +152,29 @@ def warm_up(home: str) -> None:
             pass
 
 
+def run_without_shared_numba_cache() -> list[str]:
+    """In a child: numba never reads or writes the warm parent's on-disk cache.
+
+    That cache belongs to the service's uid (a run must not plant kernels a later parent
+    loads, nor can it read them once it has its slot's uid). A kernel the parent did not
+    compile is compiled in the run's memory instead of failing on the cache's permissions;
+    the returned list names each one, for a line in the run's logs."""
+    from numba.core import caching
+
+    compiled: list[str] = []
+
+    def load_overload(cache, sig, target_context):
+        return None
+
+    def save_overload(cache, sig, data):
+        func = cache._py_func
+        compiled.append(f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}")
+
+    caching.Cache.load_overload = load_overload
+    caching.Cache.save_overload = save_overload
+    return compiled
+
+
 def child(config: dict, job: dict, out_fd: int, result_fd: int, control: socket.socket) -> None:
     """In the forked child: never returns."""
     code = 1
@@ -119,6 +191,7 @@ def child(config: dict, job: dict, out_fd: int, result_fd: int, control: socket.
         os.environ.update({"HOME": job["workdir"], "TMPDIR": job["workdir"], "MPLCONFIGDIR": job["workdir"],
                            "NUMBA_CACHE_DIR": os.path.join(job["workdir"], ".numba"),
                            "STRATEXEC_RESULT_FD": str(RESULT_FD)})
+        not_warm = run_without_shared_numba_cache()
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -143,6 +216,9 @@ def child(config: dict, job: dict, out_fd: int, result_fd: int, control: socket.
         code = 1
     finally:
         try:
+            if not_warm:
+                print(f"sandbox: {len(not_warm)} numba kernels were not warm and were compiled in this run: "
+                      f"{', '.join(sorted(set(not_warm)))}", file=sys.stderr)
             sys.stdout.flush()
             sys.stderr.flush()
         except Exception:

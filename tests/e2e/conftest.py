@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import subprocess
 import sys
 
 import grpc
@@ -54,3 +56,23 @@ def finished_example(orchestrator_addr):
     execution = client.execute(EXAMPLE, btc_2024())
     events = list(client.watch(execution.id))
     return execution.id, events
+
+
+def run_by_hand(code: str, data: pathlib.Path, tmp_path: pathlib.Path) -> dict:
+    """Run a generated script outside the services (plain python, a data file or directory); its result."""
+    script = tmp_path / "strategy.py"
+    script.write_text(code)
+    result_path = tmp_path / "result.json"
+    fd = os.open(result_path, os.O_WRONLY | os.O_CREAT)
+    env = {**os.environ, "STRATEXEC_RESULT_FD": str(fd)}
+    proc = subprocess.run([sys.executable, str(script), "--data", str(data)], cwd=tmp_path, env=env,
+                          pass_fds=(fd,), capture_output=True, text=True, timeout=300)
+    os.close(fd)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(result_path.read_text())
+
+
+def served_metrics(result) -> dict:
+    """The metrics of a served BacktestResult as a dict (unset optional fields left out)."""
+    m = result.metrics
+    return {f.name: getattr(m, f.name) for f in m.DESCRIPTOR.fields if not f.has_presence or m.HasField(f.name)}

@@ -2,8 +2,6 @@
 and a backtest of real BTC prices comes back, reproducible by hand."""
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 
@@ -16,7 +14,7 @@ from services.common.config import project_root
 from stratexec.orchestrator.v1 import execution_pb2
 from stratexec_cli.client import ClientError
 from stratexec_runtime.metrics import metrics_agree
-from tests.e2e.conftest import EXAMPLE, btc_2024
+from tests.e2e.conftest import EXAMPLE, btc_2024, run_by_hand, served_metrics
 
 S = execution_pb2
 STATUS_ORDER = [S.EXECUTION_STATUS_QUEUED, S.EXECUTION_STATUS_ANALYZING, S.EXECUTION_STATUS_GENERATING_CODE,
@@ -75,28 +73,17 @@ def test_a_reconnecting_subscriber_resumes_after_its_last_sequence(client, finis
 def test_generated_code_run_by_hand_gives_the_same_metrics(client, finished_example, tmp_path):
     execution_id, _ = finished_example
     code = client.code(execution_id)
-    script = tmp_path / "strategy.py"
-    script.write_text(code.code)
     data = project_root() / "data" / "ohlcv" / "BTC-USD.csv"
 
     # Outside the services: plain python, the bundled data file, the result written where we ask.
-    result_path = tmp_path / "result.json"
-    fd = os.open(result_path, os.O_WRONLY | os.O_CREAT)
-    env = {**os.environ, "STRATEXEC_RESULT_FD": str(fd)}
-    proc = subprocess.run([sys.executable, str(script), "--data", str(data)], cwd=tmp_path, env=env,
-                          pass_fds=(fd,), capture_output=True, text=True, timeout=300)
-    os.close(fd)
-    assert proc.returncode == 0, proc.stderr
-    by_hand = json.loads(result_path.read_text())["metrics"]
+    by_hand = run_by_hand(code.code, data, tmp_path)["metrics"]
 
     served = client.results(execution_id).result.metrics
-    served_dict = {f.name: getattr(served, f.name) for f in served.DESCRIPTOR.fields
-                   if not f.has_presence or served.HasField(f.name)}
-    assert metrics_agree(by_hand, served_dict) == []
+    assert metrics_agree(by_hand, served_metrics(client.results(execution_id).result)) == []
     assert by_hand["trades"] == served.trades >= 1
 
     # And the plain run prints the same table a person would read.
-    printed = subprocess.run([sys.executable, str(script), "--data", str(data)], cwd=tmp_path,
+    printed = subprocess.run([sys.executable, str(tmp_path / "strategy.py"), "--data", str(data)], cwd=tmp_path,
                              capture_output=True, text=True, timeout=300)
     assert f"{served.total_return:,.2f}%" in printed.stdout
 

@@ -24,7 +24,7 @@ def sandbox_server(tmp_path_factory):
     env = {
         **PLANTED,
         "SANDBOX_SCRATCH_DIR": str(scratch),
-        "SANDBOX_MODE": "fresh",  # the warm pool has its own server in test_pool_server.py
+        "SANDBOX_MODE": "fresh",  # the warm pool has its own server: pool_server below
         "SANDBOX_POOL_SIZE": "2",
         "SANDBOX_OUTPUT_CAP_BYTES": "20000",
     }
@@ -40,6 +40,29 @@ def sandbox_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def stub(sandbox_server):
     with grpc.insecure_channel(sandbox_server.address) as channel:
+        yield sandbox_pb2_grpc.SandboxServiceStub(channel)
+
+
+POOL_RECYCLE_AFTER = 4
+
+
+@pytest.fixture(scope="session")
+def pool_server(tmp_path_factory):
+    """The sandbox in its default mode (the warm pool), one slot, a queue of one."""
+    run_dir = tmp_path_factory.mktemp("sandbox-pool")
+    env = {"SANDBOX_MODE": "pool", "SANDBOX_POOL_SIZE": "1", "SANDBOX_QUEUE_SIZE": "1",
+           "SANDBOX_RECYCLE_AFTER": str(POOL_RECYCLE_AFTER), "SANDBOX_SCRATCH_DIR": str(run_dir / "scratch")}
+    svc = start_service("sandbox", run_dir, 0, env)
+    try:
+        wait_serving(svc.address, 300, svc.proc, svc.log_path)
+        yield svc
+    finally:
+        svc.stop()
+
+
+@pytest.fixture(scope="session")
+def pool_stub(pool_server):
+    with grpc.insecure_channel(pool_server.address) as channel:
         yield sandbox_pb2_grpc.SandboxServiceStub(channel)
 
 

@@ -5,33 +5,11 @@ import time
 import grpc
 import pytest
 
-from services.stack import start_service, wait_serving
-from stratexec.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+from stratexec.sandbox.v1 import sandbox_pb2
 
+from .conftest import POOL_RECYCLE_AFTER as RECYCLE_AFTER
 from .scripts import EXAMPLE, INFINITE_LOOP
 from .test_execute_code import PARAMS
-
-
-RECYCLE_AFTER = 4
-
-
-@pytest.fixture(scope="module")
-def pool_server(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("sandbox-pool")
-    env = {"SANDBOX_MODE": "pool", "SANDBOX_POOL_SIZE": "1", "SANDBOX_QUEUE_SIZE": "1",
-           "SANDBOX_RECYCLE_AFTER": str(RECYCLE_AFTER), "SANDBOX_SCRATCH_DIR": str(run_dir / "scratch")}
-    svc = start_service("sandbox", run_dir, 0, env)
-    try:
-        wait_serving(svc.address, 300, svc.proc, svc.log_path)
-        yield svc
-    finally:
-        svc.stop()
-
-
-@pytest.fixture(scope="module")
-def pool_stub(pool_server):
-    with grpc.insecure_channel(pool_server.address) as channel:
-        yield sandbox_pb2_grpc.SandboxServiceStub(channel)
 
 
 def request(code, timeout_seconds=0):
