@@ -158,22 +158,42 @@ def _alive(run_dir: pathlib.Path, name: str) -> bool:
         return False
 
 
-def down(run_dir: pathlib.Path) -> None:
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def down(run_dir: pathlib.Path, timeout: float = 15.0) -> None:
+    """SIGTERM every service at once; SIGKILL what is left of a process group after ``timeout``.
+
+    A service is stopped when its whole process group is gone (the sandbox's
+    warm parents and runs included), not only its first process.
+    """
+    groups = {}
     for name in reversed(ORDER):
         path = _pid_path(run_dir, name)
-        if not path.exists():
-            continue
-        pid = int(path.read_text())
-        try:
-            os.killpg(pid, signal.SIGTERM)
-            for _ in range(150):
-                os.kill(pid, 0)
-                time.sleep(0.1)
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        path.unlink(missing_ok=True)
-        print(f"  stopped {name}")
+        if path.exists():
+            groups[name] = int(path.read_text())
+            try:
+                os.killpg(groups[name], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout
+    while groups:
+        for name, pgid in list(groups.items()):
+            if _group_alive(pgid) and time.monotonic() < deadline:
+                continue
+            if _group_alive(pgid):
+                os.killpg(pgid, signal.SIGKILL)
+                print(f"  killed {name} (still running {timeout:.0f}s after SIGTERM)")
+            else:
+                print(f"  stopped {name}")
+            _pid_path(run_dir, name).unlink(missing_ok=True)
+            del groups[name]
+        time.sleep(0.05)
 
 
 def main() -> None:
