@@ -31,16 +31,37 @@ def read_price_csv(path: str | os.PathLike) -> pd.DataFrame:
     return frame[PRICE_COLUMNS].astype(float)
 
 
+WEEKLY_AGG = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+
+
 def resample(frame: pd.DataFrame, timeframe: str) -> pd.DataFrame:
-    """Daily bars as they are; '1w' builds weekly bars ending on the last bar of each week."""
+    """Daily bars as they are; '1w' builds one bar per calendar week (Monday to Sunday)
+    of the days present, labelled by its last trading day (a Friday for an exchange,
+    a Sunday for crypto, the last day of a cut week). A bar holds only days of ``frame``."""
     if timeframe in ("", "1d"):
         return frame
     if timeframe == "1w":
-        weekly = frame.resample("W").agg(
-            {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
-        )
+        if frame.empty:
+            return frame
+        week = frame.index.to_period("W-SUN")
+        weekly = frame.groupby(week).agg(WEEKLY_AGG)
+        weekly.index = pd.DatetimeIndex(frame.index.to_series().groupby(week).max().to_numpy(), name=frame.index.name)
         return weekly.dropna(subset=["close"])
     raise ValueError(f"unsupported timeframe {timeframe!r}: use 1d or 1w")
+
+
+def window_bars(frame: pd.DataFrame, start: str, end: str, timeframe: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(warm-up bars before ``start``, bars of ``start``..``end``) at ``timeframe``.
+
+    The two sides are resampled apart: a week cut by ``start`` gives a last warm-up bar
+    (its days before ``start``) and a first traded bar (its days from ``start``), so
+    no traded bar holds a day before ``start`` and none holds a day after ``end``.
+    """
+    start_ts = pd.Timestamp(start)
+    end_ts = pd.Timestamp(end) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)  # the whole end day
+    before = frame.loc[frame.index < start_ts]
+    inside = frame.loc[(frame.index >= start_ts) & (frame.index <= end_ts)]
+    return resample(before, timeframe), resample(inside, timeframe)
 
 
 def _download(symbol: str, start: str, end: str) -> pd.DataFrame:
@@ -61,7 +82,7 @@ def _download(symbol: str, start: str, end: str) -> pd.DataFrame:
 
 def load_prices(data: str | None, symbols: list[str], start: str, end: str, timeframe: str = "1d",
                 warmup_bars: int = 0) -> dict[str, pd.DataFrame]:
-    """Prices per resolved symbol, up to ``end``, resampled to ``timeframe``.
+    """Prices per resolved symbol, up to ``end``, resampled to ``timeframe`` (see window_bars).
 
     Each frame starts ``warmup_bars`` bars before ``start`` when the data has
     them, so indicators are warm at ``start``; scripts trade from ``start``
@@ -82,9 +103,8 @@ def load_prices(data: str | None, symbols: list[str], start: str, end: str, time
             elif len(resolved) > 1:
                 raise ValueError("several symbols need --data to be a directory of <SYMBOL>.csv files")
             frame = read_price_csv(path)
-        frame = resample(frame.loc[: pd.Timestamp(end)], timeframe)
-        first_traded = int(frame.index.searchsorted(pd.Timestamp(start)))
-        if first_traded >= len(frame):
+        warmup, window = window_bars(frame, start, end, timeframe)
+        if window.empty:
             raise ValueError(f"no prices for {symbol} between {start} and {end}")
-        out[symbol] = frame.iloc[max(0, first_traded - warmup_bars):]
+        out[symbol] = pd.concat([warmup.iloc[len(warmup) - min(warmup_bars, len(warmup)):], window])
     return out

@@ -14,9 +14,10 @@ import pandas as pd
 
 
 def periods_per_year(index: pd.DatetimeIndex) -> int:
-    """365 when the calendar has weekend bars (24/7 crypto), 252 for exchange
-    calendars, 52 for weekly bars."""
-    if len(index) > 1 and (index[1:] - index[:-1]).min() >= pd.Timedelta(days=6):
+    """52 for weekly bars (a typical gap of 6 days or more: a week cut by the start or end
+    date, or by a holiday, is shorter), else 365 when the calendar has weekend bars
+    (24/7 crypto) and 252 for exchange calendars."""
+    if len(index) > 1 and pd.Series(index[1:] - index[:-1]).median() >= pd.Timedelta(days=6):
         return 52
     return 365 if any(ts.day_of_week >= 5 for ts in index) else 252
 

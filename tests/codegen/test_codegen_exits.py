@@ -183,7 +183,8 @@ def test_weekly_bars_and_mixed_calendars(tmp_path):
     ]}
     pf, analysis, printed = run(doc, tmp_path, timeframe="1w", start_date="2020-01-01")
     assert analysis.params.freq == "7D" and pf.wrapper.freq == pd.Timedelta(days=7)
-    assert (pf.wrapper.index[1:] - pf.wrapper.index[:-1]).min() >= pd.Timedelta(days=7)
+    gaps = pf.wrapper.index[1:] - pf.wrapper.index[:-1]
+    assert gaps[:-1].min() == pd.Timedelta(days=7) and pf.wrapper.index[-1] <= pd.Timestamp(analysis.params.end_date)
     assert pf.trades.count() > 5 and "Total return" in printed
 
     pf, _, printed = run(doc, tmp_path, data=DATA_DIR, symbols=["BTC", "SPY"], benchmark="SPY", start_date="2023-01-01")
