@@ -12,7 +12,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from services.codegen import params as params_mod
+from services.common import backtest_params
 from services.codegen import schema as schema_mod
 from services.codegen.grammar import RuleError, combine, num, parse_condition, parse_rule
 from services.codegen.grammar import indicators as ind
@@ -72,7 +72,7 @@ class RuleInfo:
 
 @dataclasses.dataclass
 class Analysis:
-    params: params_mod.Params
+    params: backtest_params.Params
     condition_nodes: list[ConditionNode]
     take_profit: Stop | None = None
     stop_loss: Stop | None = None
@@ -80,8 +80,8 @@ class Analysis:
     time_exit: tuple[str, int] | None = None  # (node id, max bars)
     warmup_bars: int = 0  # history before start_date the script reads so indicators are warm at start_date
     sizing_node: str | None = None
-    sizing: str = "percent"
-    exposure: float = 1.0
+    sizing: str = ""  # the resolved params.position_sizing unless a position_sizing node overrides it
+    exposure: float = 0.0  # the resolved params.exposure unless a position_sizing node overrides it
     rules: list[RuleInfo] = dataclasses.field(default_factory=list)
     indicators: list[str] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -119,7 +119,7 @@ def _dec(value: float | int) -> Decimal:
 def analyze(doc: Any, params) -> Analysis:
     """Check the schema and the params, then interpret every node."""
     doc = _plain(schema_mod.validate(doc))
-    p = params_mod.resolve(params)
+    p = backtest_params.resolve(params)
     analysis = Analysis(params=p, condition_nodes=[], sizing=p.position_sizing, exposure=p.exposure)
     problems: list[tuple[str, str]] = []
     first_problem: dict[str, str] = {}

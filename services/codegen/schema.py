@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 
 from services.common import errors
+from services.common.backtest_params import SIZINGS
 
 NODE_TYPES = [
     "entry_condition",
@@ -111,7 +112,7 @@ META = {
     },
     "position_sizing": {
         "type": "object", "additionalProperties": False, "minProperties": 1,
-        "properties": {"method": {"enum": ["percent", "equal"]}, "exposure": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}},
+        "properties": {"method": {"enum": list(SIZINGS)}, "exposure": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}},
     },
 }
 ONE_OF_HELP = {

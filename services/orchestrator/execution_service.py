@@ -6,7 +6,7 @@ import asyncio
 
 import grpc
 
-from services.common import errors
+from services.common import backtest_params, errors
 from services.orchestrator import convert, statuses
 from services.orchestrator.clients import ServiceClients
 from services.orchestrator.config import OrchestratorConfig
@@ -14,7 +14,6 @@ from services.orchestrator.db.models import utcnow
 from services.orchestrator.db.repository import Repository
 from services.orchestrator.identity import Identity
 from services.orchestrator.events import EventLog
-from services.orchestrator.params import violations, with_defaults
 from services.orchestrator.checks import analyze, check_data
 from services.orchestrator.strategy_service import page_size
 from services.orchestrator.worker import Runner
@@ -55,8 +54,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                 f"the request is {request.ByteSize()} bytes; the limit is {MAX_REQUEST_BYTES}",
                 [("schema", f"a strategy graph must serialise to less than {MAX_REQUEST_BYTES} bytes")],
                 reason="REQUEST_TOO_LARGE")
-        params = with_defaults(request.params)
-        bad = violations(params)
+        resolved, bad = backtest_params.check(request.params)
+        params = resolved.to_proto()
         has_schema = request.HasField("schema") and bool(request.schema.fields)
         if request.strategy_id and has_schema:
             bad.append(("schema", "give strategy_id or schema, not both"))

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import asyncio
 
-from services.common import errors
+from services.common import backtest_params, errors
 from services.orchestrator import convert
 from services.orchestrator.clients import ServiceClients
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.db.repository import Repository
 from services.orchestrator.identity import Identity
 from services.orchestrator.checks import analyze
-from services.orchestrator.params import with_defaults
-from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import strategy_pb2, strategy_pb2_grpc
 
 MAX_PAGE = 500
@@ -34,7 +32,7 @@ class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
         user = self.identity.user(context)
         if not request.HasField("schema") or not request.schema.fields:
             raise errors.invalid_argument("schema is required", [("schema", "a strategy graph {\"nodes\": [...]}")])
-        analysis = await analyze(self.clients, request.schema, with_defaults(backtest_pb2.BacktestParams()))
+        analysis = await analyze(self.clients, request.schema, backtest_params.resolve(None).to_proto())
         name = request.name.strip() or analysis.summary[:256] or "strategy"
         row = await asyncio.to_thread(self.repo.create_strategy, user, name, convert.struct_to_dict(request.schema))
         return strategy_pb2.CreateStrategyResponse(strategy=convert.strategy(row))

@@ -15,7 +15,7 @@ import logging
 
 import grpc
 
-from services.common import errors, logs
+from services.common import backtest_params, errors, logs
 from services.common.code_policy import Violation, check_code
 from services.common.env import quiet_libraries
 from services.common.server import ServerSpec, serve
@@ -28,9 +28,6 @@ from stratexec.backtest.v1 import backtest_pb2
 from stratexec.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
 SERVICE_NAME = "stratexec.sandbox.v1.SandboxService"
-
-DEFAULTS = {"symbols": ["BTC-USD"], "timeframe": "1d", "start_date": "2024-01-01", "end_date": "2024-12-31",
-            "initial_capital": 10000.0}
 
 OUTCOMES = {
     Outcome.SUCCEEDED: sandbox_pb2.RUN_OUTCOME_SUCCEEDED,
@@ -52,27 +49,11 @@ class RunParams:
 
 
 def resolve_params(params: backtest_pb2.BacktestParams) -> RunParams:
-    """Defaults for unset fields (the orchestrator normally sets them), then checks."""
-    symbols = [s for s in params.symbols if s.strip()] or DEFAULTS["symbols"]
-    benchmark = params.benchmark.strip() or symbols[0]
-    capital = params.initial_capital if params.HasField("initial_capital") else DEFAULTS["initial_capital"]
-    bad = []
-    if not capital > 0:
-        bad.append(("params.initial_capital", "must be positive"))
-    for field in ("fees", "slippage"):
-        if params.HasField(field) and not 0 <= getattr(params, field) < 1:
-            bad.append((f"params.{field}", "must be in [0, 1)"))
-    if params.HasField("exposure") and not 0 < params.exposure <= 1:
-        bad.append(("params.exposure", "must be in (0, 1]"))
-    if bad:
-        raise errors.invalid_argument("invalid backtest parameters", bad)
-    request = DataRequest(
-        symbols=tuple([*symbols, benchmark]),
-        start_date=params.start_date or DEFAULTS["start_date"],
-        end_date=params.end_date or DEFAULTS["end_date"],
-        timeframe=params.timeframe or DEFAULTS["timeframe"],
-    )
-    return RunParams(request, float(capital))
+    """The shared defaults and checks (services.common.backtest_params), as a data request."""
+    p = backtest_params.resolve(params)
+    request = DataRequest(symbols=(*p.symbols, p.benchmark), start_date=p.start_date, end_date=p.end_date,
+                          timeframe=p.timeframe)
+    return RunParams(request, p.initial_capital)
 
 
 def violations_error(violations: list[Violation]) -> errors.ApiError:

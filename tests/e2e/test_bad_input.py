@@ -48,6 +48,8 @@ CASES = {
 NOT_FOUND_CASES = {
     "unknown symbol": (params(symbols=["BTC", "NOSUCHCOIN"]), "params.symbols[1]"),
     "unknown benchmark": (params(benchmark="NOSUCHINDEX"), "params.benchmark"),
+    # a valid futures symbol and timeframe alias pass the shared parameter checks; the bundled data lacks GC=F
+    "symbol not in the data": (params(symbols=["GC=F"], timeframe="daily"), "params.symbols[0]"),
 }
 OUT_OF_RANGE = params(start_date="2030-01-01", end_date="2030-12-31")
 

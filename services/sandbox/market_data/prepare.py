@@ -12,10 +12,10 @@ import pandas as pd
 import grpc
 
 from services.common import errors
+from services.common.backtest_params import TIMEFRAMES
 from services.sandbox.market_data.providers import DataUnavailable, PriceProvider, SymbolNotFound
 from stratexec_runtime.data import resolve_symbol
 
-TIMEFRAMES = ("1d", "1w")
 # Calendar days a window may start before the first bar or end after the last
 # (weekends and holidays), before it counts as out of range.
 EDGE_TOLERANCE_DAYS = 7

@@ -1,0 +1,212 @@
+"""Backtest parameters: the one home of their defaults, accepted values and checks.
+
+The orchestrator (at submit), codegen (analysis and code) and the sandbox
+(data and run) all call ``resolve``/``check`` here, so a value accepted by
+one service is accepted by all of them, with the same default.
+
+Adding a parameter is one entry in ``Params`` (plus its field in
+protos/stratexec/backtest/v1/backtest.proto): the entry's spec gives its
+default, how a raw proto value is normalised and what is accepted; reading
+the proto, the BadRequest field violations and writing the resolved proto
+back are generic. Checks that relate two fields go in ``_cross_checks``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import re
+from typing import Any, Callable
+
+from services.common import errors
+from stratexec_runtime import resolve_symbol
+
+MAX_SYMBOLS = 20
+SYMBOL_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.\-^=]{0,19}$")  # BTC-USD, AAPL, ^GSPC, GC=F, BRK.B
+
+# timeframe -> (vectorbt freq, words used in the analysis, accepted aliases)
+TIMEFRAMES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "1d": ("1D", "daily", ("d", "day", "daily")),
+    "1w": ("7D", "weekly", ("w", "week", "weekly")),
+}
+# position_sizing -> (meaning, accepted aliases)
+SIZINGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "percent": ("each entry invests `exposure` of the cash available", ()),
+    "equal": ("one portfolio with shared cash, equal weights", ()),
+}
+
+Problems = list[tuple[str, str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """How one parameter is read: ``parse(raw, field, problems) -> value``.
+
+    ``raw`` is None when the field is unset in the request; ``parse`` then
+    returns the default (None lets ``_cross_checks`` derive it)."""
+
+    parse: Callable[[Any, str, Problems], Any]
+    accepted: str  # said in the docs and in error messages
+
+
+def _spec(default: Any, parse: Callable[[Any, str, Problems], Any], accepted: str):
+    return dataclasses.field(default=default, metadata={"spec": Spec(parse, accepted)})
+
+
+def choice(default: str, table: dict[str, tuple]):
+    """A closed set of strings (case-insensitive), with aliases."""
+    names = ", ".join(table)
+
+    def parse(raw, field, problems):
+        value = (raw if raw is not None else default).strip().lower()
+        for canonical, entry in table.items():
+            if value == canonical or value in entry[-1]:
+                return canonical
+        problems.append((field, f"'{value}' is not supported; use one of {names}"))
+        return value
+
+    return _spec(default, parse, f"one of {names} (default {default})")
+
+
+def number(default: float, low: float, high: float, *, low_open: bool = False, high_open: bool = True, meaning: str = ""):
+    """A finite number in an interval."""
+    interval = f"{'(' if low_open else '['}{low:g}, {'inf' if math.isinf(high) else f'{high:g}'}{')' if high_open else ']'}"
+
+    def parse(raw, field, problems):
+        value = float(default if raw is None else raw)
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        if not (math.isfinite(value) and above and below):
+            problems.append((field, f"must be in {interval}{': ' + meaning if meaning else ''}, got {value:g}"))
+        return value
+
+    return _spec(default, parse, f"{interval} (default {default:g})")
+
+
+def date(default: str):
+    def parse(raw, field, problems):
+        value = (raw if raw is not None else default).strip()
+        try:
+            return dt.date.fromisoformat(value).isoformat()
+        except ValueError:
+            problems.append((field, f"'{value}' is not a date of the form YYYY-MM-DD"))
+            return value
+
+    return _spec(default, parse, f"YYYY-MM-DD (default {default})")
+
+
+def _symbol(raw: str, field: str, problems: Problems) -> str:
+    sym = resolve_symbol(raw)
+    if not SYMBOL_RE.match(sym):
+        problems.append((field, f"'{raw.strip()}' is not a ticker symbol"))
+    return sym
+
+
+def symbols(default: tuple[str, ...]):
+    def parse(raw, field, problems):
+        if raw is not None and len(raw) > MAX_SYMBOLS:
+            problems.append((field, f"at most {MAX_SYMBOLS} symbols, got {len(raw)}"))
+            raw = raw[:MAX_SYMBOLS]
+        items = [s for s in (raw or []) if s.strip()] or list(default)
+        return tuple(dict.fromkeys(_symbol(s, f"{field}[{i}]", problems) for i, s in enumerate(items)))
+
+    return _spec(default, parse, f"up to {MAX_SYMBOLS} ticker symbols (default {', '.join(default)})")
+
+
+def symbol_or_none():
+    def parse(raw, field, problems):
+        return None if raw is None else _symbol(raw, field, problems)
+
+    return _spec(None, parse, "a ticker symbol (default: the first traded symbol)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """Complete, checked backtest parameters (field names = proto field names).
+
+    Build them with ``check``/``resolve`` (``resolve(None)`` gives the defaults),
+    which also derive the fields whose default depends on others."""
+
+    symbols: tuple[str, ...] = symbols(("BTC-USD",))
+    benchmark: str | None = symbol_or_none()
+    timeframe: str = choice("1d", TIMEFRAMES)
+    start_date: str = date("2024-01-01")
+    end_date: str = date("2024-12-31")
+    initial_capital: float = number(10_000.0, 0, math.inf, low_open=True, meaning="the starting cash")
+    fees: float = number(0.001, 0, 1, meaning="a fraction of the order value")
+    slippage: float = number(0.0005, 0, 1, meaning="a fraction of the price")
+    position_sizing: str = choice("percent", SIZINGS)
+    exposure: float = number(1.0, 0, 1, low_open=True, high_open=False,
+                             meaning="the fraction of cash invested per entry")
+
+    @property
+    def freq(self) -> str:
+        """vectorbt frequency of one bar."""
+        return TIMEFRAMES[self.timeframe][0]
+
+    @property
+    def bar_words(self) -> str:
+        return TIMEFRAMES[self.timeframe][1]
+
+    def to_proto(self):
+        """The resolved parameters as a BacktestParams with every field set."""
+        from stratexec.backtest.v1 import backtest_pb2
+
+        out = backtest_pb2.BacktestParams()
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                getattr(out, f.name).extend(value)
+            else:
+                setattr(out, f.name, value)
+        return out
+
+
+def accepted_values() -> dict[str, str]:
+    """Field -> what it accepts and its default (for docs and help)."""
+    return {f.name: f.metadata["spec"].accepted for f in dataclasses.fields(Params)}
+
+
+def _raw(params, name: str) -> Any:
+    """The request's value of one field, or None when it is unset."""
+    if params is None:
+        return None
+    field = params.DESCRIPTOR.fields_by_name[name]
+    value = getattr(params, name)
+    if field.is_repeated:
+        return list(value) or None
+    if field.has_presence:
+        return value if params.HasField(name) else None
+    if isinstance(value, str):
+        return value if value.strip() else None
+    return value or None  # enums and numbers without presence: 0 is unset
+
+
+def _cross_checks(values: dict[str, Any], problems: Problems) -> None:
+    if values["benchmark"] is None:
+        values["benchmark"] = values["symbols"][0] if values["symbols"] else ""
+    bad_fields = {field for field, _ in problems}
+    dates_ok = not bad_fields & {"params.start_date", "params.end_date"}
+    if dates_ok and values["start_date"] > values["end_date"]:
+        problems.append(("params.end_date", f"end_date {values['end_date']} is before start_date {values['start_date']}"))
+
+
+def check(params) -> tuple[Params, Problems]:
+    """Defaults applied and every field checked: (params, field violations)."""
+    problems: Problems = []
+    values = {
+        f.name: f.metadata["spec"].parse(_raw(params, f.name), f"params.{f.name}", problems)
+        for f in dataclasses.fields(Params)
+    }
+    _cross_checks(values, problems)
+    return Params(**values), problems
+
+
+def resolve(params) -> Params:
+    """``check`` that raises INVALID_ARGUMENT (reason PARAMS_INVALID) on any violation."""
+    resolved, problems = check(params)
+    if problems:
+        raise errors.invalid_argument("invalid backtest parameters", problems, reason="PARAMS_INVALID")
+    return resolved
