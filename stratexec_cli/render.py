@@ -47,7 +47,28 @@ def metrics_rows(result: backtest_pb2.BacktestResult) -> list[tuple[str, str]]:
         ("Benchmark return", _pct(m, "benchmark_return")),
         ("vs benchmark", f"{m.vs_benchmark:+,.2f} pp" if m.HasField("vs_benchmark") else "n/a"),
         ("Final value", f"{m.final_value:,.2f} (from {m.initial_value:,.2f})"),
+        ("Sortino ratio", _num(m, "sortino_ratio", "{:.3f}")),
+        ("Calmar ratio", _num(m, "calmar_ratio", "{:.3f}")),
+        ("Ann. volatility", f"{m.annual_volatility:,.2f}%"),
+        ("Exposure time", f"{m.exposure_time:,.2f}%"),
+        ("Profit factor", _num(m, "profit_factor", "{:.3f}")),
+        ("Expectancy", _num(m, "expectancy", "{:+,.2f} per trade")),
+        ("Avg win / loss", f"{_num(m, 'avg_win_pct', '{:+.2f}%')} / {_num(m, 'avg_loss_pct', '{:+.2f}%')}"),
+        ("Avg holding", _num(m, "avg_holding_days", "{:.1f} days") + f" (longest {m.max_holding_days} days)"),
+        ("Longest drawdown", f"{m.longest_drawdown_days} days (deepest lasted {m.max_drawdown_days} days)"),
+        ("Fees paid", f"{m.fees_paid:,.2f}"),
     ]
+
+
+def _num(metrics, field: str, fmt: str) -> str:
+    return fmt.format(getattr(metrics, field)) if metrics.HasField(field) else "n/a"
+
+
+def per_symbol_table(result: backtest_pb2.BacktestResult) -> str:
+    """Trades, win rate, PnL and fees of each symbol (shown for portfolios)."""
+    rows = [[r.symbol, str(r.trades), str(r.open_trades), f"{r.win_rate:.2f}%" if r.HasField("win_rate") else "n/a",
+             f"{r.pnl:+,.2f}", f"{r.fees:,.2f}"] for r in result.per_symbol]
+    return table(["SYMBOL", "TRADES", "OPEN", "WIN RATE", "PNL", "FEES"], rows)
 
 
 def data_line(source: backtest_pb2.DataSource) -> str:
@@ -61,6 +82,8 @@ def metrics_table(result: backtest_pb2.BacktestResult) -> str:
     lines = [f"  {name:<{width}}  {value}" for name, value in rows]
     for source in result.data:
         lines.append(f"  {'Data':<{width}}  {data_line(source)}")
+    if len(result.per_symbol) > 1:
+        lines += ["", *("  " + line for line in per_symbol_table(result).splitlines())]
     return "\n".join(lines)
 
 

@@ -75,6 +75,7 @@ def compute_metrics(
         "final_value": v_end,
         "initial_value": float(initial_value),
     }
+    metrics.update(risk_and_trade_metrics(equity, returns, ppy, list(trades), float(initial_value), cagr, max_dd))
     if benchmark_equity is not None and len(benchmark_equity):
         bench_total = total_return_pct(initial_value, float(benchmark_equity.iloc[-1]))
         metrics["benchmark_return"] = bench_total
@@ -94,3 +95,84 @@ def metrics_agree(a: Mapping, b: Mapping, rel: float = 1e-6) -> list[str]:
         if not math.isclose(float(x), float(y), rel_tol=rel, abs_tol=1e-9):
             bad.append(key)
     return bad
+
+
+# ---------------------------------------------------------------------------
+# Risk and trade statistics (docs/metrics.md, "More metrics"). Ratios are None
+# where their denominator is zero or there is nothing to average.
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return float(num / den) if den else None
+
+
+def _mean(xs: list[float]) -> float | None:
+    return float(np.mean(xs)) if xs else None
+
+
+def underwater_periods(equity: pd.Series, initial_value: float) -> list[tuple[pd.Timestamp, pd.Timestamp, float]]:
+    """(first bar under the previous peak, last bar before it is regained, depth %) of each drawdown."""
+    peak = np.maximum.accumulate(np.concatenate([[initial_value], equity.to_numpy()]))[1:]
+    depth = equity.to_numpy() / peak - 1.0
+    periods, start = [], None
+    for i, below in enumerate(depth < 0):
+        if below and start is None:
+            start = i
+        if start is not None and (not below or i == len(depth) - 1):
+            last = i if below else i - 1
+            periods.append((equity.index[start], equity.index[last], float(depth[start:last + 1].min() * 100.0)))
+            start = None
+    return periods
+
+
+def exposure_bars(index: pd.DatetimeIndex, trades: Iterable[Mapping]) -> int:
+    """Bars at whose close some position is held: entry bar up to, not including, the exit bar."""
+    held = np.zeros(len(index), dtype=bool)
+    for t in trades:
+        first = index.searchsorted(pd.Timestamp(t["entry_time"]))
+        last = index.searchsorted(pd.Timestamp(t["exit_time"])) if t["exit_time"] else len(index)
+        held[first:last] = True
+    return int(held.sum())
+
+
+def risk_and_trade_metrics(equity: pd.Series, returns: np.ndarray, ppy: int, trades: list[Mapping],
+                           initial_value: float, cagr: float, max_dd: float) -> dict:
+    downside = math.sqrt(float(np.sum(np.minimum(returns, 0.0) ** 2)) / len(returns)) if len(returns) else 0.0
+    closed = [t for t in trades if t["status"] == "closed"]
+    wins = [t for t in closed if t["pnl"] > 0]
+    losses = [t for t in closed if t["pnl"] < 0]
+    holding = [(pd.Timestamp(t["exit_time"]) - pd.Timestamp(t["entry_time"])).days for t in closed]
+    periods = underwater_periods(equity, initial_value)
+    days = [(end - start).days + 1 for start, end, _ in periods]
+    deepest = min(periods, key=lambda p: p[2]) if periods else None
+    return {
+        "sortino_ratio": _ratio(float(np.mean(returns)) * math.sqrt(ppy), downside) if len(returns) else None,
+        "calmar_ratio": _ratio(cagr, abs(max_dd)),
+        "annual_volatility": float(np.std(returns, ddof=1) * math.sqrt(ppy) * 100.0) if len(returns) > 1 else 0.0,
+        "exposure_time": exposure_bars(pd.DatetimeIndex(equity.index), trades) / len(equity) * 100.0,
+        "profit_factor": _ratio(sum(t["pnl"] for t in wins), -sum(t["pnl"] for t in losses)),
+        "expectancy": _mean([t["pnl"] for t in closed]),
+        "avg_win_pct": _mean([t["return_pct"] for t in wins]),
+        "avg_loss_pct": _mean([t["return_pct"] for t in losses]),
+        "avg_holding_days": _mean(holding),
+        "max_holding_days": max(holding) if holding else 0,
+        "longest_drawdown_days": max(days) if days else 0,
+        "max_drawdown_days": (deepest[1] - deepest[0]).days + 1 if deepest else 0,
+        "fees_paid": float(sum(t.get("fees", 0.0) for t in trades)),
+        "per_symbol": per_symbol(trades),
+    }
+
+
+def per_symbol(trades: list[Mapping]) -> list[dict]:
+    """Trades, win rate, net PnL and fees of each symbol, in order of first trade."""
+    out: dict[str, dict] = {}
+    for t in trades:
+        row = out.setdefault(t["symbol"], {"symbol": t["symbol"], "trades": 0, "open_trades": 0, "wins": 0,
+                                          "pnl": 0.0, "fees": 0.0})
+        row["trades" if t["status"] == "closed" else "open_trades"] += 1
+        row["wins"] += t["status"] == "closed" and t["pnl"] > 0
+        row["pnl"] += t["pnl"]
+        row["fees"] += t.get("fees", 0.0)
+    for row in out.values():
+        row["win_rate"] = row.pop("wins") / row["trades"] * 100.0 if row["trades"] else None
+    return list(out.values())

@@ -48,6 +48,7 @@ def trades_of(pf, symbols: list[str] | None = None) -> list[dict]:
                 "size": _clean(r["size"]),
                 "pnl": _clean(r["pnl"]),
                 "return_pct": _clean(r["return"]) * 100.0,
+                "fees": _clean(r["entry_fees"]) + _clean(r["exit_fees"]),
                 "status": "open" if is_open else "closed",
             }
         )

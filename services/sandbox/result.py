@@ -22,6 +22,7 @@ TRADE_FIELDS = {
     "symbol": str, "direction": str, "entry_time": str, "exit_time": str, "entry_price": (int, float),
     "exit_price": (int, float), "size": (int, float), "pnl": (int, float), "return_pct": (int, float), "status": str,
 }
+OPTIONAL_TRADE_FIELDS = {"fees": ((int, float), 0.0)}  # field: (type, value when absent)
 
 
 class ResultRejected(ValueError):
@@ -68,7 +69,10 @@ def _trades(raw) -> list[dict]:
                 raise ResultRejected(f"trades[{i}].{key} is missing or of the wrong type")
         if trade["status"] not in ("closed", "open"):
             raise ResultRejected(f"trades[{i}].status must be closed or open")
-        out.append({key: trade[key] for key in TRADE_FIELDS})
+        for key, (kind, absent) in OPTIONAL_TRADE_FIELDS.items():
+            if not isinstance(trade.setdefault(key, absent), kind) or isinstance(trade[key], bool):
+                raise ResultRejected(f"trades[{i}].{key} is of the wrong type")
+        out.append({key: trade[key] for key in (*TRADE_FIELDS, *OPTIONAL_TRADE_FIELDS)})
     return out
 
 
@@ -110,15 +114,9 @@ def verify(payload: bytes, initial_capital: float, window: tuple[str, str] | Non
 
 def to_proto(checked: dict, sources: list[DataSourceInfo]) -> backtest_pb2.BacktestResult:
     m = checked["metrics"]
-    metrics = backtest_pb2.Metrics(
-        total_return=m["total_return"], cagr=m["cagr"], cagr_reliable=m["cagr_reliable"],
-        max_drawdown=m["max_drawdown"], trades=m["trades"], open_trades=m["open_trades"],
-        periods_per_year=m["periods_per_year"], calendar_days=m["calendar_days"],
-        final_value=m["final_value"], initial_value=m["initial_value"],
-    )
-    for key in ("sharpe_ratio", "win_rate", "vs_benchmark", "benchmark_return"):
-        if m.get(key) is not None:
-            setattr(metrics, key, m[key])
+    # every metric the runtime computed has a field of the same name (None: left unset)
+    metrics = backtest_pb2.Metrics(**{f.name: m[f.name] for f in backtest_pb2.Metrics.DESCRIPTOR.fields
+                                      if m.get(f.name) is not None})
     status = {"closed": backtest_pb2.TRADE_STATUS_CLOSED, "open": backtest_pb2.TRADE_STATUS_OPEN}
     return backtest_pb2.BacktestResult(
         metrics=metrics,
@@ -129,6 +127,7 @@ def to_proto(checked: dict, sources: list[DataSourceInfo]) -> backtest_pb2.Backt
             for t in checked["trades"]
         ],
         data=[data_source_proto(s) for s in sources],
+        per_symbol=[backtest_pb2.SymbolBreakdown(**row) for row in m["per_symbol"]],
     )
 
 
