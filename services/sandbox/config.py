@@ -40,8 +40,8 @@ class SandboxConfig:
     csv_dir: str = ""  # SANDBOX_CSV_DIR, for the csv provider
     cache_dir: str = ""  # SANDBOX_CACHE_DIR: yfinance on-disk cache
     cache_ttl_seconds: int = 6 * 3600  # yfinance cache freshness
-    scratch_dir: str = ""  # SANDBOX_SCRATCH_DIR: parent of the per-run directories
-    numba_cache_dir: str = ""  # SANDBOX_NUMBA_CACHE_DIR: compiled kernels of the warm parents, kept across restarts
+    scratch_dir: str = ""  # SANDBOX_SCRATCH_DIR: each instance claims <scratch>/instance-<k> (lock file) for its runs
+    numba_cache_dir: str = ""  # SANDBOX_NUMBA_CACHE_DIR: compiled kernels of the warm parents, per host, kept across restarts
     default_timeout_seconds: float = 60.0
     max_timeout_seconds: float = 600.0
     output_cap_bytes: int = 64 * 1024  # captured stdout+stderr per run
@@ -66,7 +66,7 @@ class SandboxConfig:
             csv_dir=str(env_path("SANDBOX_CSV_DIR", os.path.join(data_dir, "csv"))),
             cache_dir=str(env_path("SANDBOX_CACHE_DIR", os.path.join(data_dir, "cache"))),
             cache_ttl_seconds=env_int("SANDBOX_CACHE_TTL_SECONDS", cls.cache_ttl_seconds),
-            scratch_dir=str(env_path("SANDBOX_SCRATCH_DIR", os.path.join(tempfile.gettempdir(), "stratexec-sandbox"))),
+            scratch_dir=str(env_path("SANDBOX_SCRATCH_DIR", os.path.join(data_dir, "scratch"))),
             numba_cache_dir=str(env_path("SANDBOX_NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "stratexec-sandbox-numba"))),
             default_timeout_seconds=env_float("SANDBOX_DEFAULT_TIMEOUT_SECONDS", cls.default_timeout_seconds),
             max_timeout_seconds=env_float("SANDBOX_MAX_TIMEOUT_SECONDS", cls.max_timeout_seconds),

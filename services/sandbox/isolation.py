@@ -250,7 +250,54 @@ def require(plan: IsolationPlan, required: str) -> None:
 
 
 # ---------------------------------------------------------------------------
-# The per-run directory
+# The instance's scratch directory and the per-run directories
+
+
+INSTANCES = 64  # sandboxes that may share one scratch setting on a host
+
+
+@dataclasses.dataclass
+class Scratch:
+    """``<scratch>/instance-<k>``: this service instance's own run directories.
+
+    An flock on ``<scratch>/instance-<k>.lock`` is held for as long as the
+    instance lives, so two sandboxes configured with the same scratch
+    directory never share (or clean up) each other's runs; a dead
+    instance's directory is emptied by the next one that claims it."""
+
+    path: pathlib.Path
+    fd: int
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def claim_scratch(root: str | os.PathLike) -> Scratch:
+    import fcntl
+
+    root = private_dir(root, 0o711)
+    for index in range(INSTANCES):
+        fd = os.open(root / f"instance-{index}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        path = root / f"instance-{index}"
+        if path.exists():
+            RunDir(path).remove()  # the previous owner is dead: whatever it left is stale
+        private_dir(path, 0o711)
+        return Scratch(path, fd)
+    raise SystemExit(f"no free instance directory under {root}: {INSTANCES} sandboxes already use it")
+
+
+def check_reachable(plan: "IsolationPlan", scratch: pathlib.Path) -> None:
+    """Without bubblewrap a run uid opens its files at their host paths: every parent must let it through."""
+    if plan.outer != "bwrap" and "non-root-uid" in plan.active and not _world_traversable(scratch):
+        raise SystemExit(f"SANDBOX_SCRATCH_DIR {scratch.parent} is not traversable by the run uids "
+                         f"(a parent directory lacks o+x) and bubblewrap is off: choose a directory they can reach")
 
 
 def private_dir(path: str | os.PathLike, mode: int) -> pathlib.Path:
@@ -456,15 +503,13 @@ class SlotDirs:
     home: pathlib.Path
 
     @classmethod
-    def create(cls, scratch: str | os.PathLike, slot: int) -> "SlotDirs":
-        scratch = private_dir(scratch, 0o711)
+    def create(cls, scratch: pathlib.Path, slot: int) -> "SlotDirs":
+        """In the instance's own scratch (claim_scratch), which was emptied when claimed."""
         dirs = cls(scratch / f"slot-{slot}", scratch / f"home-{slot}")
         for path in (dirs.runs, dirs.home):
             path.mkdir(exist_ok=True)
         os.chmod(dirs.runs, 0o711)
         os.chmod(dirs.home, 0o700)  # the parent's caches: not for the runs
-        for stale in dirs.runs.glob("run-*"):
-            RunDir(stale).remove()
         return dirs
 
     def jail_path(self, plan: IsolationPlan, host: pathlib.Path) -> str:
@@ -475,7 +520,12 @@ class SlotDirs:
 
 
 def numba_cache_dir(path: str) -> pathlib.Path:
-    """numba's on-disk cache of compiled kernels, shared by the warm parents (the service's uid only)."""
+    """numba's on-disk cache of compiled kernels, shared by the warm parents (the service's uid only).
+
+    Unlike the scratch it is deliberately per host, not per instance: an
+    empty cache costs about 85 s of compiling at every start. numba writes
+    each index and data file to a temporary name and renames it into place,
+    so concurrent instances (and restarts) only ever see whole files."""
     return private_dir(path, 0o700)
 
 

@@ -169,7 +169,7 @@ class PoolRunner(Runner):
         await super().start()
         self.numba_cache = await asyncio.to_thread(numba_cache_dir, self.config.numba_cache_dir)
         for slot in range(self.config.pool_size):
-            self.slot_dirs[slot] = await asyncio.to_thread(SlotDirs.create, self.config.scratch_dir, slot)
+            self.slot_dirs[slot] = await asyncio.to_thread(SlotDirs.create, self.scratch, slot)
         # The first parent is ready before the service says SERVING; the others warm up
         # behind it, one after another (parallel warm-ups only fight over the CPUs).
         await self._spawn(0)
@@ -223,6 +223,7 @@ class PoolRunner(Runner):
             await parent.stop()
         for slot in self.slot_dirs:
             await self._sweep(slot)
+        await super().close()
 
     async def _sweep(self, slot: int) -> None:
         """From outside the jail: kill every process of the slot's uid, and wait until they are gone."""

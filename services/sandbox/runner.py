@@ -19,6 +19,7 @@ import enum
 import errno
 import logging
 import os
+import pathlib
 import signal
 import time
 import uuid
@@ -28,6 +29,9 @@ from services.sandbox.isolation import (
     BOOT_FAILED_EXIT,
     IsolationPlan,
     RunDir,
+    Scratch,
+    check_reachable,
+    claim_scratch,
     command,
     processes_of_uid,
     sweep_uid_command,
@@ -79,18 +83,28 @@ class Runner(abc.ABC):
         self.plan = plan
         self._free_slots: asyncio.Queue[int] | None = None
         self._waiting = 0
+        self._scratch: Scratch | None = None
+
+    @property
+    def scratch(self) -> pathlib.Path:
+        """This instance's own directory under the configured scratch (claimed at start)."""
+        assert self._scratch is not None, "runner not started"
+        return self._scratch.path
 
     @property
     def isolation(self) -> list[str]:
         return list(self.plan.active)
 
     async def start(self) -> None:
+        self._scratch = await asyncio.to_thread(claim_scratch, self.config.scratch_dir)
+        check_reachable(self.plan, self._scratch.path)
         self._free_slots = asyncio.Queue()
         for slot in range(self.config.pool_size):
             self._free_slots.put_nowait(slot)
 
     async def close(self) -> None:
-        pass
+        if self._scratch is not None:
+            self._scratch.release()
 
     @contextlib.asynccontextmanager
     async def slot(self):
@@ -121,7 +135,7 @@ class Runner(abc.ABC):
 
     def _run_root(self, slot: int) -> str:
         """Where a slot's private run directories are made."""
-        return self.config.scratch_dir
+        return self.scratch
 
     @staticmethod
     def _fill(run_dir: RunDir, job: RunJob) -> None:

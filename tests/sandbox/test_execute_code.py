@@ -52,7 +52,7 @@ def test_example_strategy_returns_checked_metrics_and_trades(stub, sandbox_serve
         assert layer in reply.isolation
     assert reply.duration_ms > 0
     # The run directory is gone.
-    assert not any(sandbox_server.scratch.glob("run-*"))
+    assert not any(sandbox_server.scratch.rglob("run-*"))
 
 
 def test_result_printed_on_stdout_is_not_believed(stub):
