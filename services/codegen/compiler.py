@@ -79,6 +79,7 @@ class Analysis:
     trailing_stop: Stop | None = None
     time_exit: tuple[str, int] | None = None  # (node id, max bars)
     warmup_bars: int = 0  # history before start_date the script reads so indicators are warm at start_date
+    warmup_note: str = ""  # why that many, for the script's comment
     sizing_node: str | None = None
     sizing: str = ""  # the resolved params.position_sizing unless a position_sizing node overrides it
     exposure: float = 0.0  # the resolved params.exposure unless a position_sizing node overrides it
@@ -98,6 +99,7 @@ class Analysis:
             timeframe=self.params.timeframe,
             warnings=self.warnings,
             summary=self.summary,
+            warmup_bars=self.warmup_bars,
         )
 
 
@@ -250,8 +252,8 @@ def _interpret(a: Analysis, doc: dict) -> None:
         for s in series_list:
             if s.is_indicator and s.label not in seen:
                 seen[s.label] = None
-            if s.warmup > longest[0]:
-                longest = (s.warmup, s.label)
+            if s.settled_after > longest[0]:
+                longest = (s.settled_after, s.label)
 
     for node in doc["nodes"]:
         nid, ntype = node["id"], node["type"]
@@ -308,11 +310,13 @@ def _sizing_formula(a: Analysis) -> str:
 
 
 def _warn(a: Analysis, longest: tuple[int, str]) -> None:
-    # Indicators warm up on bars before start_date: the longest needs `warmup` earlier bars to have a value, and
-    # recursive ones (EMA, RSI, ATR) converge over a few times their window, so the script reads three times that.
+    # Indicators warm up on bars before start_date: as many as the slowest needs to settle
+    # (its window; for EMA and Wilder smoothing, SETTLE_TIME_CONSTANTS time constants).
     p = a.params
-    warmup, _label = longest
-    a.warmup_bars = 3 * warmup
+    settle, label = longest
+    a.warmup_bars = settle + 1 if settle else 0  # + 1: a cross compares with the bar before start_date too
+    if a.warmup_bars:
+        a.warmup_note = _warmup_note(a, label)
     tp, sl = a.take_profit, a.stop_loss
     if tp is not None and sl is not None and sl.pct is not None and sl.pct > tp.pct:
         a.warnings.append(f"the stop loss ({num(sl.pct)}%) is wider than the take profit ({num(tp.pct)}%)")
@@ -330,6 +334,17 @@ def _warn(a: Analysis, longest: tuple[int, str]) -> None:
         )
     if a.sizing == "equal" and len(p.symbols) == 1:
         a.warnings.append("position_sizing 'equal' with one symbol is the same as 'percent'")
+
+
+def _warmup_note(a: Analysis, label: str) -> str:
+    return (
+        f"Warm-up: warmup_bars = {a.warmup_bars} {a.params.bar_words} bars before start_date, so the slowest "
+        f"indicator, {label}, has settled at start_date: a window is exact after its length; an EMA(n) or a "
+        f"Wilder average(n) keeps exp(-{ind.SETTLE_TIME_CONSTANTS}) ~ 0.25% of its seed after "
+        f"{ind.SETTLE_TIME_CONSTANTS} time constants, 3 * (n + 1) or 6 * n bars; one bar more for a cross, which "
+        f"looks at the previous bar. With fewer bars of data before start_date the first values depend on "
+        f"where the data starts (the execution then warns)."
+    )
 
 
 def _either(conditions: list[Condition]) -> str:

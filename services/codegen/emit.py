@@ -268,6 +268,7 @@ def _main_function(a: Analysis) -> list[str]:
         "",
         "# Indicators are computed on the warm-up bars before start_date too (never on bars after end_date);",
         "# trading starts at start_date.",
+        *[f"# {line}" for line in textwrap.wrap(a.warmup_note, 100)],
     ]
     if multi:
         body += _multi_symbol_setup(a)

@@ -21,6 +21,21 @@ ATR_NOTE = "ATR: Wilder's smoothing, ewm(alpha=1/n, adjust=False), of the true r
 CHANNEL_NOTE = "Breakout levels use the previous n bars only (bar t excluded), so a close above the level is a new n-bar high."
 ROC_NOTE = "ROC: rate of change in percent, 100 * (close / close n bars earlier - 1), as TA-Lib."
 
+# Recursive smoothing (EMA, Wilder) never forgets its seed entirely: after k bars the seed still weighs
+# (1 - alpha)^k ~ exp(-alpha * k). The warm-up gives it SETTLE_TIME_CONSTANTS time constants (1 / alpha
+# bars), exp(-6) ~ 0.25%: 3 * (n + 1) bars for an EMA(n) (alpha = 2 / (n + 1)), 6 * n for Wilder's
+# average (alpha = 1 / n). Rolling windows (SMA, BB, WMA, channels) are exact after their window.
+SETTLE_TIME_CONSTANTS = 6
+
+
+def ema_settle(span: int) -> int:
+    return SETTLE_TIME_CONSTANTS * (span + 1) // 2
+
+
+def wilder_settle(window: int) -> int:
+    return SETTLE_TIME_CONSTANTS * window
+
+
 WORDS = {"close": "the close", "open": "the open", "high": "the high", "low": "the low", "volume": "the volume"}
 
 
@@ -54,7 +69,7 @@ def ema(window: int, source: str = "close") -> Series:
         key=f"ema({source},{window})", var=var, label=f"EMA({source}, {window})",
         words=f"the {window}-bar exponential moving average of {WORDS[source]}",
         lines=(f"{var} = {src.var}.ewm(span={window}, adjust=False, min_periods={window}).mean()",),
-        note=EMA_NOTE, deps=(src,), warmup=window - 1,
+        note=EMA_NOTE, deps=(src,), warmup=window - 1, settle=ema_settle(window),
     )
 
 
@@ -90,7 +105,7 @@ def rsi(window: int = 14) -> Series:
             f"{var}_avg_loss = (-close_change).clip(lower=0).ewm(alpha=1 / {window}, adjust=False, min_periods={window}).mean()",
             f"{var} = 100 - 100 / (1 + {var}_avg_gain / {var}_avg_loss)",
         ),
-        note=RSI_NOTE, deps=(change,), warmup=window,
+        note=RSI_NOTE, deps=(change,), warmup=window, settle=1 + wilder_settle(window),
     )
 
 
@@ -107,7 +122,7 @@ def macd_line(fast: int = 12, slow: int = 26, signal: int = 9) -> Series:
         lines=(
             f"{var} = close.ewm(span={fast}, adjust=False, min_periods={fast}).mean() - close.ewm(span={slow}, adjust=False, min_periods={slow}).mean()",
         ),
-        note=MACD_NOTE, deps=(field("close"),), warmup=slow - 1,
+        note=MACD_NOTE, deps=(field("close"),), warmup=slow - 1, settle=ema_settle(max(fast, slow)),
     )
 
 
@@ -118,7 +133,7 @@ def macd_signal(fast: int = 12, slow: int = 26, signal: int = 9) -> Series:
         key=f"macd_signal({fast},{slow},{signal})", var=var, label=f"MACD signal({fast}, {slow}, {signal})",
         words=f"the MACD signal line (EMA {signal} of the MACD line)",
         lines=(f"{var} = {line.var}.ewm(span={signal}, adjust=False, min_periods={signal}).mean()",),
-        note=MACD_NOTE, deps=(line,), warmup=slow + signal - 2,
+        note=MACD_NOTE, deps=(line,), warmup=slow + signal - 2, settle=line.settled_after + ema_settle(signal),
     )
 
 
@@ -130,6 +145,7 @@ def macd_hist(fast: int = 12, slow: int = 26, signal: int = 9) -> Series:
         key=f"macd_hist({fast},{slow},{signal})", var=var, label=f"MACD histogram({fast}, {slow}, {signal})",
         words="the MACD histogram (MACD line - signal line)",
         lines=(f"{var} = {line.var} - {sig.var}",), note=MACD_NOTE, deps=(line, sig), warmup=slow + signal - 2,
+        settle=sig.settled_after,
     )
 
 
@@ -180,7 +196,7 @@ def atr(window: int = 14) -> Series:
     return Series(
         key=f"atr({window})", var=var, label=f"ATR({window})", words=f"the {window}-bar ATR (Wilder)",
         lines=(f"{var} = true_range.ewm(alpha=1 / {window}, adjust=False, min_periods={window}).mean()",),
-        note=ATR_NOTE, deps=(tr,), warmup=window,
+        note=ATR_NOTE, deps=(tr,), warmup=window, settle=1 + wilder_settle(window),
     )
 
 

@@ -39,6 +39,11 @@ class Series:
     deps: tuple["Series", ...] = ()
     warmup: int = 0  # bars before the first value exists
     is_indicator: bool = True
+    settle: int | None = None  # bars before the value no longer depends on where the data starts (None: warmup)
+
+    @property
+    def settled_after(self) -> int:
+        return self.warmup if self.settle is None else self.settle
 
     def walk(self) -> Iterator["Series"]:
         """This series after everything it depends on, depth first."""

@@ -25,6 +25,7 @@ from services.orchestrator.clients import Cancelled
 from services.orchestrator.convert import struct
 from services.orchestrator.crew import proposals
 from services.orchestrator.crew.context import ExecutionContext
+from services.orchestrator.warmup import warmup_shortfalls
 from stratexec.codegen.v1 import codegen_pb2
 from stratexec.memory.v1 import memory_pb2
 from stratexec.sandbox.v1 import sandbox_pb2
@@ -320,6 +321,8 @@ class ExecuteCodeTool(ContextTool):
                 ctx.fail(status)
                 return {"outcome": sandbox_pb2.RunOutcome.Name(reply.outcome), "error": status.message}
             ctx.result = reply.result
+            for message in warmup_shortfalls(ctx.analysis, ctx.params.start_date, reply.result.data):
+                ctx.warn("sandbox", message)
             return {"outcome": "RUN_OUTCOME_SUCCEEDED", "metrics": json_format.MessageToDict(reply.result.metrics),
                     "duration_ms": round(reply.duration_ms, 1), "isolation": list(reply.isolation)}
 

@@ -14,14 +14,11 @@ import grpc
 from services.common import errors
 from services.common.backtest_params import TIMEFRAMES
 from services.sandbox.market_data.providers import DataUnavailable, PriceProvider, SymbolNotFound
-from stratexec_runtime.data import resolve_symbol
+from stratexec_runtime.data import resample, resolve_symbol
 
 # Calendar days a window may start before the first bar or end after the last
 # (weekends and holidays), before it counts as out of range.
 EDGE_TOLERANCE_DAYS = 7
-# History before start_date that goes into the prepared file, so indicators are warm at the first traded
-# bar (the script decides how much of it to use; nothing after end_date is ever included).
-WARMUP_DAYS = 2000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,8 +108,10 @@ def prepare(provider: PriceProvider, request: DataRequest) -> PreparedData:
                 reason="DATE_RANGE_UNAVAILABLE",
                 symbol=symbol, available_start=_iso(first), available_end=_iso(last),
             )
-        history_start = pd.Timestamp(start) - pd.Timedelta(days=WARMUP_DAYS)
-        warmup = history.loc[history_start : pd.Timestamp(start) - pd.Timedelta(microseconds=1)]
+        # All the history before start_date goes into the file, so indicators are warm at the first traded
+        # bar: the script reads the warm-up it needs (PARAMS["warmup_bars"]), exactly as it does from the
+        # full CSV by hand. Nothing after end_date is ever included.
+        warmup = history.loc[: pd.Timestamp(start) - pd.Timedelta(microseconds=1)]
         content = pd.concat([warmup, window]).to_csv(index_label="date", lineterminator="\n").encode()
         name = f"{symbol}.csv"
         files[name] = content
@@ -120,7 +119,7 @@ def prepare(provider: PriceProvider, request: DataRequest) -> PreparedData:
             DataSourceInfo(
                 provider=provider.name, symbol=symbol, first_time=_iso(window.index[0]),
                 last_time=_iso(window.index[-1]), bars=len(window), sha256=hashlib.sha256(content).hexdigest(),
-                warmup_bars=len(warmup),
+                warmup_bars=len(resample(warmup[["open", "high", "low", "close", "volume"]], request.timeframe)),
             )
         )
     if not sources:
