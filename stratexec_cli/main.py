@@ -28,6 +28,7 @@ import sys
 
 from google.protobuf import json_format
 
+from services.common import backtest_params
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec_cli import live, render
 from stratexec_cli.client import DEFAULT_ADDR, Client, ClientError, StrategyFileError, load_schema
@@ -38,14 +39,36 @@ def _symbols(values: list[str] | None) -> list[str]:
     return [s.strip() for value in values or [] for s in value.split(",") if s.strip()]
 
 
+FLAGS = {"start_date": "--start", "end_date": "--end"}  # the rest: --<field-name-with-dashes>
+
+
+def param_flag(field: str) -> str:
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def add_param_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per backtest parameter, its help from the parameters' one home (units, accepted values, default)."""
+    group = parser.add_argument_group("backtest parameters (left out: the server's default, printed when applied)")
+    for name, text in backtest_params.descriptions().items():
+        field = backtest_pb2.BacktestParams.DESCRIPTOR.fields_by_name[name]
+        if field.is_repeated:
+            group.add_argument(param_flag(name), dest=name, nargs="+", metavar="SYMBOL",
+                               help=f"{text}; BTC ETH or BTC,ETH".replace("%", "%%"))
+        else:
+            kind = float if field.cpp_type == field.CPPTYPE_DOUBLE else str
+            group.add_argument(param_flag(name), dest=name, type=kind, help=text.replace("%", "%%"))  # argparse formats help
+
+
 def _params(args) -> backtest_pb2.BacktestParams:
-    params = backtest_pb2.BacktestParams(
-        symbols=_symbols(args.symbols), timeframe=args.timeframe or "", start_date=args.start or "",
-        end_date=args.end or "", benchmark=args.benchmark or "")
-    for field in ("initial_capital", "fees", "slippage", "exposure"):
-        value = getattr(args, field)
-        if value is not None:
-            setattr(params, field, value)
+    params = backtest_pb2.BacktestParams()
+    for name in backtest_params.descriptions():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if name == "symbols":
+            params.symbols.extend(_symbols(value))
+        else:
+            setattr(params, name, value)
     return params
 
 
@@ -58,21 +81,15 @@ def cost_warnings(params: backtest_pb2.BacktestParams) -> list[str]:
             for name in ("fees", "slippage") if (value := getattr(params, name)) > COST_WARNING]
 
 
-DEFAULTED = {  # flag -> field of BacktestParams the server fills in when the flag is left out
-    "--symbols": "symbols", "--timeframe": "timeframe", "--start": "start_date", "--end": "end_date",
-    "--initial-capital": "initial_capital", "--benchmark": "benchmark", "--fees": "fees", "--slippage": "slippage",
-}
-
-
 def applied_defaults(sent: backtest_pb2.BacktestParams, used: backtest_pb2.BacktestParams) -> str:
     """One line naming the values the server chose for what the request left out."""
     parts = []
-    for flag, field in DEFAULTED.items():
+    for field in backtest_params.descriptions():
         given = sent.HasField(field) if sent.DESCRIPTOR.fields_by_name[field].has_presence else getattr(sent, field)
         if not given:
             value = getattr(used, field)
             shown = ",".join(value) if field == "symbols" else f"{value:g}" if isinstance(value, float) else value
-            parts.append(f"{flag} {shown}")
+            parts.append(f"{param_flag(field)} {shown}")
     return f"defaults applied: {' '.join(parts)}" if parts else ""
 
 
@@ -188,15 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="execute a strategy file",
                          description="Execute a strategy file; with --watch, follow it and print its metrics.")
     run.add_argument("strategy", help="strategy JSON file")
-    run.add_argument("--symbols", nargs="+", metavar="SYMBOL", help="e.g. BTC ETH or BTC,ETH (default: BTC)")
-    run.add_argument("--timeframe", help="1d (default) or 1w")
-    run.add_argument("--start", help="first day, YYYY-MM-DD")
-    run.add_argument("--end", help="last day, YYYY-MM-DD")
-    run.add_argument("--benchmark")
-    run.add_argument("--initial-capital", dest="initial_capital", type=float)
-    run.add_argument("--fees", type=float)
-    run.add_argument("--slippage", type=float)
-    run.add_argument("--exposure", type=float)
+    add_param_flags(run)
     run.add_argument("--request-id", help="idempotency key (default: a new one)")
     run.add_argument("--watch", action="store_true", help="follow the execution, then show its results")
     helps = {"status": "show an execution's status", "code": "print the generated script",

@@ -47,10 +47,11 @@ class Spec:
 
     parse: Callable[[Any, str, Problems], Any]
     accepted: str  # said in the docs and in error messages
+    meaning: str = ""  # what the value is, with its unit (the CLI's help)
 
 
-def _spec(default: Any, parse: Callable[[Any, str, Problems], Any], accepted: str):
-    return dataclasses.field(default=default, metadata={"spec": Spec(parse, accepted)})
+def _spec(default: Any, parse: Callable[[Any, str, Problems], Any], accepted: str, meaning: str = ""):
+    return dataclasses.field(default=default, metadata={"spec": Spec(parse, accepted, meaning)})
 
 
 def choice(default: str, table: dict[str, tuple]):
@@ -80,7 +81,7 @@ def number(default: float, low: float, high: float, *, low_open: bool = False, h
             problems.append((field, f"must be in {interval}{': ' + meaning if meaning else ''}, got {value:g}"))
         return value
 
-    return _spec(default, parse, f"{interval} (default {default:g})")
+    return _spec(default, parse, f"{interval} (default {default:g})", meaning)
 
 
 def date(default: str):
@@ -133,8 +134,8 @@ class Params:
     start_date: str = date("2024-01-01")
     end_date: str = date("2024-12-31")
     initial_capital: float = number(10_000.0, 0, math.inf, low_open=True, meaning="the starting cash")
-    fees: float = number(0.001, 0, 1, meaning="a fraction of the order value")
-    slippage: float = number(0.0005, 0, 1, meaning="a fraction of the price")
+    fees: float = number(0.001, 0, 1, meaning="a fraction of the order value (0.001 = 0.1%)")
+    slippage: float = number(0.0005, 0, 1, meaning="a fraction of the price (0.0005 = 0.05%)")
     position_sizing: str = choice("percent", SIZINGS)
     exposure: float = number(1.0, 0, 1, low_open=True, high_open=False,
                              meaning="the fraction of cash invested per entry")
@@ -167,6 +168,12 @@ class Params:
 def accepted_values() -> dict[str, str]:
     """Field -> what it accepts and its default (for docs and help)."""
     return {f.name: f.metadata["spec"].accepted for f in dataclasses.fields(Params)}
+
+
+def descriptions() -> dict[str, str]:
+    """Field -> what it is, what it accepts and its default, in one phrase (the CLI's help)."""
+    specs = {f.name: f.metadata["spec"] for f in dataclasses.fields(Params)}
+    return {name: f"{spec.meaning}: {spec.accepted}" if spec.meaning else spec.accepted for name, spec in specs.items()}
 
 
 def _raw(params, name: str) -> Any:

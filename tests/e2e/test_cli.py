@@ -374,8 +374,8 @@ def test_the_defaults_applied_are_printed(orchestrator_addr):
     proc = cli(orchestrator_addr, "run", str(STRATEGY), "--end", "2024-03-31", "--watch")
     assert proc.returncode == 0, proc.stderr
     defaults = [line for line in proc.stdout.splitlines() if line.startswith("defaults applied:")]
-    assert defaults == ["defaults applied: --symbols BTC-USD --timeframe 1d --start 2024-01-01 "
-                        "--initial-capital 10000 --benchmark BTC-USD --fees 0.001 --slippage 0.0005"]
+    assert defaults == ["defaults applied: --symbols BTC-USD --benchmark BTC-USD --timeframe 1d --start 2024-01-01 "
+                        "--initial-capital 10000 --fees 0.001 --slippage 0.0005 --position-sizing percent --exposure 1"]
 
 
 def test_rejections_say_each_thing_once():
@@ -454,3 +454,15 @@ def test_live_status_line_on_a_terminal(orchestrator_addr, client):
     assert lines[status_lines[-1][0] + 1].strip().startswith("Total return")
     assert not any(line[0] in "|/-\\" for line in lines)
     assert client.get(execution_id).status == execution_pb2.EXECUTION_STATUS_COMPLETED
+
+
+def test_run_help_gives_every_parameter_with_its_unit_and_default():
+    from services.common import backtest_params
+
+    proc = subprocess.run([str(STRATEXEC), "run", "--help"], capture_output=True, text=True, timeout=LIMIT,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    for name, text in backtest_params.descriptions().items():
+        flag = {"start_date": "--start", "end_date": "--end"}.get(name, "--" + name.replace("_", "-"))
+        assert flag in proc.stdout and text in proc.stdout, (flag, text)
+    assert "--fees FEES           a fraction of the order value (0.001 = 0.1%): [0, 1) (default 0.001)" in proc.stdout
