@@ -16,7 +16,8 @@ from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.orchestrator.db.models import Base, BacktestRun, ExecutionEvent, Strategy, StrategyExecution, utcnow
+from services.orchestrator.db import migrate
+from services.orchestrator.db.models import BacktestRun, ExecutionEvent, Strategy, StrategyExecution, utcnow
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 
@@ -61,7 +62,7 @@ class Repository:
                 cur.close()
         else:
             self.engine = create_engine(database_url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-        Base.metadata.create_all(self.engine)
+        migrate.upgrade(self.engine)  # alembic upgrade head, under a lock shared by every replica
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._append_lock = threading.Lock()  # one writer of sequences per process
 
