@@ -135,9 +135,11 @@ def analyze(doc: Any, params) -> Analysis:
                 try:
                     condition, notes = parse_rule(text, SIDE[node_type], p.timeframe)
                 except RuleError as exc:
+                    closest = "; ".join(f'"{x}"' for x in exc.suggestions)
                     problems.append((field, f"node '{node_id}': rule \"{text}\" is not understood: {exc.reason}. "
-                                            f"Closest supported phrasing: \"{exc.suggestion}\""))
-                    first_problem = first_problem or {"node_id": node_id, "rule": text, "suggestion": exc.suggestion}
+                                            f"Closest supported phrasings: {closest}"))
+                    first_problem = first_problem or {"node_id": node_id, "rule": text, "suggestion": exc.suggestion,
+                                                      "suggestions": " | ".join(exc.suggestions)}
                     continue
                 analysis.warnings.extend(f"node '{node_id}': {note}" for note in notes)
                 plans.append(RulePlan(text, field, condition))

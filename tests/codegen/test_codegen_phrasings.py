@@ -123,6 +123,24 @@ CORPUS = [
     ("entry", "Buy when price closes above the 20-day SMA for 3 consecutive days", "(close > SMA(close, 20)) on each of bars t-2..t"),
     ("entry", "Buy when RSI is below 30 for 2 days in a row", "(RSI(close, 14) < 30) on each of bars t-1..t"),
     ("exit", "Exit when the 1-day rate of change is below -10%", "ROC(close, 1) < -10"),
+    # N-bar extremes of any field, gaps, consecutive bars, N bars ago, 52-week extremes, own averages, windows
+    ("entry", "Buy when the close is above the highest close of the last 20 days", "close > max(close[t-20..t-1])"),
+    ("entry", "Buy on a 20-day closing high", "close > max(close[t-20..t-1])"),
+    ("exit", "Sell when the close is below the lowest open of the past 5 bars", "close < min(open[t-5..t-1])"),
+    ("entry", "Buy when price gaps up 1.5%", "open >= 1.015 * close[t-1]"),
+    ("entry", "Buy on a gap down of 2%", "open <= 0.98 * close[t-1]"),
+    ("entry", "Buy after four lower closes in a row", "(close < close[t-1]) on each of bars t-3..t"),
+    ("entry", "Buy when the close is above yesterday's high", "close > high[t-1]"),
+    ("entry", "Buy when RSI 2 bars ago was below 20", "RSI(close, 14)[t-2] < 20"),
+    ("entry", "Buy when the close is within 2% of the 52-week high", "close >= 0.98 * 52-week high"),
+    ("entry", "Buy on a new 52-week low", "close < 52-week low[t-1]"),
+    ("filter", "Only when RSI is above its 10-day average", "RSI(close, 14) > SMA(RSI(close, 14), 10)"),
+    ("entry", "Buy when volume is 300% of its 50-day average", "volume >= 3 * SMA(volume, 50)"),
+    ("entry", "Buy when the 20 crosses above the 100", cross("SMA(close, 20)", "above", "SMA(close, 100)")),
+    ("entry", "Buy when RSI crossed above 30 within the last three bars",
+     "(RSI(close, 14) crosses above 30) on at least one of bars t-2..t"),
+    ("entry", "Buy when RSI falls under 30 and then climbs back above it", cross("RSI(close, 14)", "above", "30")),
+    ("entry", "Buy when the range is more than 1.5 times the 14-day ATR", "(high - low) >= 1.5 * ATR(14)"),
 ]
 
 
@@ -191,3 +209,12 @@ def test_every_suggested_phrasing_is_itself_supported():
     for _form, side, example in EXAMPLES:
         condition, _ = parse_rule(example, side if side != "any" else "filter")
         assert condition.formula()
+
+
+def test_three_closest_phrasings_for_a_rule_not_understood():
+    with pytest.raises(RuleError) as caught:
+        parse_rule("Buy when the stock gaps upward by 2 percent", "entry")
+    assert len(caught.value.suggestions) == 3 and len(set(caught.value.suggestions)) == 3
+    assert caught.value.suggestions[0] == caught.value.suggestion == "Buy when price gaps up 2%"
+    for example in caught.value.suggestions:
+        parse_rule(example, "entry")  # every suggestion is itself understood

@@ -9,3 +9,4 @@ class RuleError(ValueError):
         super().__init__(reason)
         self.reason = reason
         self.suggestion = suggestion
+        self.suggestions: list[str] = [suggestion] if suggestion else []  # the closest supported phrasings, best first

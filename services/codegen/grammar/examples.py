@@ -38,17 +38,28 @@ EXAMPLES: list[tuple[str, str, str]] = [
     ("price level", "any", "Only when price is above the 200-day moving average"),
     ("range", "any", "RSI is between 40 and 60"),
     ("persistence", "any", "Price closes above the 20-day SMA for 3 consecutive days"),
+    ("N-bar extreme of any field", "entry", "Buy when price closes above the highest close of the past 30 days"),
+    ("gap", "entry", "Buy when price gaps up 2%"),
+    ("consecutive bars", "entry", "Buy after three higher closes in a row"),
+    ("bars ago", "entry", "Buy when the close is above the high of 3 bars ago"),
+    ("52-week high or low", "entry", "Buy when the close is within 1% of the 52-week high"),
+    ("volume as a percentage of its average", "entry", "Buy when volume is 150% of its 20-day average"),
+    ("indicator vs its own average", "any", "ATR(14) is above its 50-day average"),
+    ("event within the last N bars", "entry", "Buy when RSI crossed above 30 within the last 5 bars"),
 ]
 
 
-def closest(rule: str, side: str) -> str:
-    """The supported example phrasing closest to ``rule`` (difflib ratio)."""
-    text = rule.lower().strip()
-    best, best_score = "", -1.0
+def closest_n(rule: str, side: str, n: int = 3) -> list[str]:
+    """The ``n`` supported example phrasings closest to ``rule`` (difflib ratio on its first 200 characters)."""
+    text = rule.lower().strip()[:200]
+    scored = []
     for _form, ex_side, example in EXAMPLES:
         if side in ("entry", "exit") and ex_side not in (side, "any"):
             continue
-        score = difflib.SequenceMatcher(None, text, example.lower()).ratio()
-        if score > best_score:
-            best, best_score = example, score
-    return best
+        scored.append((-difflib.SequenceMatcher(None, text, example.lower()).ratio(), example))
+    return [example for _score, example in sorted(scored)[:n]]
+
+
+def closest(rule: str, side: str) -> str:
+    """The supported example phrasing closest to ``rule``."""
+    return closest_n(rule, side, 1)[0]

@@ -238,3 +238,79 @@ def lagged(source: str, bars: int) -> Series:
         words=f"{WORDS[source]} {bars} bars earlier",
         lines=(f"{var} = {src.var}.shift({bars})",), deps=(src,), warmup=bars, is_indicator=False,
     )
+
+
+def _extreme(kind: str, source: str, window: int) -> Series:
+    """Highest/lowest value of a field over the previous ``window`` bars (bar t excluded)."""
+    if source == "high" and kind == "max":
+        return highest_high(window)
+    if source == "low" and kind == "min":
+        return lowest_low(window)
+    src = field(source)
+    word = "highest" if kind == "max" else "lowest"
+    var = f"{word}_{source}_{window}"
+    return Series(
+        key=f"{kind}({source},{window})", var=var, label=f"{kind}({source}[t-{window}..t-1])",
+        words=f"the {word} {source} of the previous {window} bars",
+        lines=(f"{var} = {src.var}.rolling({window}).{kind}().shift(1)",), note=CHANNEL_NOTE, deps=(src,), warmup=window,
+    )
+
+
+def highest(source: str, window: int) -> Series:
+    return _extreme("max", source, window)
+
+
+def lowest(source: str, window: int) -> Series:
+    return _extreme("min", source, window)
+
+
+YEAR_NOTE = "52-week high/low: the highest high (lowest low) of the last 52 weeks (364 calendar days), bar t included."
+
+
+def year_extreme(side: str) -> Series:
+    """side: high | low. A calendar window, so it means 52 weeks on daily and weekly bars alike."""
+    src = field(side)
+    kind = "max" if side == "high" else "min"
+    var = f"{side}_52_weeks"
+    return Series(
+        key=f"52w_{side}", var=var, label=f"52-week {side}",
+        words=f"the 52-week {side} ({'highest high' if side == 'high' else 'lowest low'} of the last 364 days)",
+        lines=(f'{var} = {src.var}.rolling("364D").{kind}()',), note=YEAR_NOTE, deps=(src,), warmup=252,
+    )
+
+
+def shifted(series: Series, bars: int) -> Series:
+    """``series`` ``bars`` bars earlier."""
+    if not series.is_indicator and series.key in FIELDS:
+        return lagged(series.key, bars)
+    var = f"{series.var}_{bars}_bars_ago"
+    return Series(
+        key=f"lag({series.key},{bars})", var=var, label=f"{series.label}[t-{bars}]",
+        words=f"{series.words} {bars} bars earlier", lines=(f"{var} = {series.var}.shift({bars})",),
+        deps=(series,), warmup=series.warmup + bars, is_indicator=False,
+    )
+
+
+def average_of(kind: str, window: int, series: Series) -> Series:
+    """A moving average (sma, ema, wma) of any series: "RSI above its 20-day average"."""
+    var = f"{kind}_{window}_of_{series.var}"
+    total = window * (window + 1) // 2
+    code = {
+        "sma": f"{series.var}.rolling({window}).mean()",
+        "ema": f"{series.var}.ewm(span={window}, adjust=False, min_periods={window}).mean()",
+        "wma": f"{series.var}.rolling({window}).apply(lambda window: np.dot(window, np.arange(1, {window + 1})) / {total}, raw=True)",
+    }[kind]
+    note = {"sma": SMA_NOTE, "ema": EMA_NOTE, "wma": WMA_NOTE}[kind]
+    return Series(
+        key=f"{kind}({series.key},{window})", var=var, label=f"{kind.upper()}({series.label}, {window})",
+        words=f"the {window}-bar {kind.upper()} of {series.words}", lines=(f"{var} = {code}",), note=note,
+        deps=(series,), warmup=series.warmup + window - 1,
+    )
+
+
+def bar_range() -> Series:
+    high, low = field("high"), field("low")
+    return Series(
+        key="range", var="bar_range", label="(high - low)", words="the bar's range (high - low)",
+        lines=("bar_range = high - low",), deps=(high, low), is_indicator=False,
+    )

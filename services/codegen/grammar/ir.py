@@ -240,3 +240,26 @@ class Persist(Condition):
 
 def combine(how: str, parts: list[Condition]) -> Condition:
     return parts[0] if len(parts) == 1 else Combined(how, tuple(parts))
+
+
+@dataclasses.dataclass(frozen=True)
+class Within(Condition):
+    """``part`` holds on at least one of the last ``bars`` bars, t included."""
+
+    part: Condition
+    bars: int
+
+    def expr(self) -> str:
+        return f"({self.part.expr()}).astype(int).rolling({self.bars}, min_periods=1).max() == 1"
+
+    def formula(self) -> str:
+        return f"({self.part.short()}) on at least one of bars t-{self.bars - 1}..t"
+
+    def short(self) -> str:
+        return self.formula()
+
+    def words(self) -> str:
+        return f"{self.part.words()}, on at least one of the last {self.bars} bars"
+
+    def series_needed(self) -> list[Series]:
+        return self.part.series_needed()

@@ -22,26 +22,14 @@ from decimal import Decimal
 
 from services.codegen.grammar import indicators as ind
 from services.codegen.grammar.errors import RuleError
-from services.codegen.grammar.examples import closest
-from services.codegen.grammar.ir import Combined, Compare, Condition, Cross, Operand, Persist, Series, combine
+from services.codegen.grammar.examples import closest_n
+from services.codegen.grammar import lexicon as lex
+from services.codegen.grammar.lexicon import (
+    ABOVE, BELOW, CMP, DOWN_MOVE, DOWN_NOUN, DOWN_VERBS, MA_NAMES, NEUTRAL_VERBS, NUM, STATE_VERBS, UNIT, UP_MOVE, UP_NOUN,
+    UP_VERBS,
+)
+from services.codegen.grammar.ir import Within, Combined, Compare, Condition, Cross, Operand, Persist, Series, combine
 
-NUM = r"-?\d+(?:\.\d+)?"
-UNIT = r"(?:days?|d|periods?|bars?|sessions?|candles?|weeks?|w)"
-MA_NAMES = {
-    "exponentially weighted moving average": "ema",
-    "exponential moving average": "ema",
-    "linearly weighted moving average": "wma",
-    "linear weighted moving average": "wma",
-    "weighted moving average": "wma",
-    "simple moving average": "sma",
-    "moving average": "sma",
-    "moving avg": "sma",
-    "sma": "sma",
-    "ema": "ema",
-    "wma": "wma",
-    "dma": "sma",
-    "ma": "sma",
-}
 MA = "(?P<ma>" + "|".join(re.escape(k) for k in MA_NAMES) + ")s?"
 SRC = r"(?:\s+of\s+(?:the\s+)?(?P<src>closing prices?|close prices?|closes|close|prices?|volume|highs?|lows?|opens?))?"
 BB = r"(?:bollinger\s+bands?|bollinger|bbands?|bb)"
@@ -61,11 +49,18 @@ class Tok:
     explicit_source: bool = True
     params: tuple = ()
     text: str = ""
+    lag: int = 0  # "yesterday's high", "RSI 3 bars ago": the value this many bars earlier
+    own: bool = False  # "its 20-day average": an average of the other side's series
+    of: "Tok | None" = None  # the series an own average is taken of
 
     @property
     def dimension(self) -> str:
-        if self.kind in ("field", "ma", "avg"):
+        if self.of is not None:
+            return self.of.dimension
+        if self.kind in ("field", "ma", "avg", "hh", "ll"):
             return VOLUME if self.source == "volume" else PRICE
+        if self.kind == "range":
+            return ATR  # a price distance, like the ATR
         return {"rsi": RSI, "macd_line": MACD, "macd_signal": MACD, "macd_hist": MACD, "roc": ROC, "atr": ATR}.get(
             self.kind, PRICE
         )
@@ -108,6 +103,7 @@ def _basic(text: str) -> str:
     t = t.replace(">", " above ")
     t = re.sub(r"<", " below ", t)
     t = re.sub(r"(" + NUM + r")\s*(?:%|percent\b|per\s+cent\b|pct\b)", r"\1%", t)
+    t = _number_words(t)
     t = re.sub(r"\bzero\b", "0", t)
     t = re.sub(r"\b(?:twice|double)\b", "2x", t)
     t = re.sub(r"\bthree times\b", "3x", t)
@@ -116,8 +112,76 @@ def _basic(text: str) -> str:
     t = re.sub(r"\bbetween (" + NUM + r"%?) and (" + NUM + r"%?)", r"between \1 to \2", t)
     # Two-word comparisons become one word, so that " or " / " and " only ever join rules.
     t = re.sub(r"\b(at|above|below) or (above|below|at)\b", r"\1-or-\2", t)
+    t = _phrases(t)
     t = re.sub(r"\b(greater|less) than or equal to\b", lambda m: "at-or-above" if m.group(1) == "greater" else "at-or-below", t)
     return t
+
+
+def _number_words(t: str) -> str:
+    """ "fifty-day" -> "50-day", "two hundred" -> "200", "three days" -> "3 days"."""
+    words = "|".join(list(lex.NUMBER_WORDS) + list(lex.NUMBER_SCALES))
+
+    def value(m: re.Match) -> str:
+        total, current = 0, 0
+        for w in re.split(r"[\s-]+", m.group(0)):
+            if w in lex.NUMBER_WORDS:
+                current += lex.NUMBER_WORDS[w]
+            elif w == "hundred":
+                current = max(current, 1) * 100
+            elif w == "thousand":
+                total, current = total + max(current, 1) * 1000, 0
+        return str(total + current)
+
+    return re.sub(r"\b(?:" + words + r")(?:[\s-]+(?:" + words + r"))*\b", value, t)
+
+
+PHRASES = [
+    # Rewrites of whole phrasings to the form the rules read; each is one line and one meaning.
+    (r"\btoday's\s+", ""),
+    (r"\b(?:the\s+)?(?:stock|shares|security)\b", "price"),
+    (r"\b(?:fast|slow|faster|slower)\s+(?=(?:ma|sma|ema|wma|moving average)\b)", ""),
+    (r"\bvolume spike of\b", "volume"),
+    (r"(?<!within )\b(" + NUM + r")% of\b", lambda m: f"{num_text(Decimal(m.group(1)) / 100)}x of"),
+    (r"\b(upper|lower|middle) band of (?:the )?(\d+)[\s-]*(?:day|bar|period|session)s? bollinger bands?\b", r"\2-bar \1 bollinger band"),
+    (r"\b(upper|lower|middle) band of (?:the )?bollinger bands?\b", r"\1 bollinger band"),
+    (r"\b(\d+)\s*/\s*(\d+)\s+golden\s+cross(?:over)?\b", r"bullish \1/\2 sma crossover"),
+    (r"\b(\d+)\s*/\s*(\d+)\s+death\s+cross(?:over)?\b", r"bearish \1/\2 sma crossover"),
+    (r"\b(cross(?:es|ed)?)\s+(.+?)\s+from\s+below$", r"crosses above \2"),
+    (r"\b(cross(?:es|ed)?)\s+(.+?)\s+from\s+above$", r"crosses below \2"),
+    (r"\b(?:dips|dipped|falls|fell|drops|dropped|goes|moves|slips) (?:under|below) (" + NUM + r") and (?:then )?"
+     r"(?:goes|comes|moves|crosses|gets|climbs|rises) back (?:over|above) (?:it|that|that level|\1)$", r"crosses back above \1"),
+    (r"\b(?:rises|rose|goes|moves|climbs|jumps) (?:over|above) (" + NUM + r") and (?:then )?"
+     r"(?:goes|comes|moves|crosses|gets|falls|drops) back (?:under|below) (?:it|that|that level|\1)$", r"crosses back below \1"),
+    # Consecutive bars: "three higher closes in a row", "4 consecutive up days".
+    (r"\b(?:there (?:are|were|have been) )?(\d+) (?:consecutive |straight |successive )?(?:higher|up) (?:closes|days|bars|sessions|candles)(?: in a row)?",
+     r"close above previous close for \1 bars"),
+    (r"\b(?:there (?:are|were|have been) )?(\d+) (?:consecutive |straight |successive )?(?:lower|down) (?:closes|days|bars|sessions|candles)(?: in a row)?",
+     r"close below previous close for \1 bars"),
+]
+PHRASE_RES = [(re.compile(pattern), repl) for pattern, repl in PHRASES]
+
+
+def _phrases(t: str) -> str:
+    for pattern, repl in PHRASE_RES:
+        t = pattern.sub(repl, t)
+    return t
+
+
+def num_text(value: Decimal) -> str:
+    from services.codegen.grammar.ir import num
+
+    return num(value)
+
+
+# "the 50 crosses above the 200": bare windows are simple moving averages of the close.
+SHORTHAND_MA = re.compile(
+    r"(^|\b(?:and|or) )(?:the )?(\d+)(?:[\s-]*(?:day|bar|period|session)s?)? (cross(?:es|ed)?(?: over| above| under| below)?) "
+    r"(?:the )?(\d+)(?:[\s-]*(?:day|bar|period|session)s?)?(?=$| and | or )"
+)
+
+
+def _shorthand(t: str) -> str:
+    return SHORTHAND_MA.sub(r"\1the \2-bar sma \3 the \4-bar sma", t)
 
 
 def _strip_action(t: str, ctx: Context) -> str:
@@ -244,7 +308,7 @@ def _tokenize(t: str, ctx: Context) -> tuple[str, list[Tok]]:
 
     t = toks.sub(
         r"\b(?:(?P<n>\d+)\s*-?\s*(?:(?P<unit>" + UNIT + r")\s*-?\s*)?)?(?:rsi|relative strength index)"
-        r"(?:\s*\(\s*(?P<n2>\d+)\s*\)|\s*-?\s*(?P<n3>\d+)\b(?!\s*(?:%|\.\d)))?",
+        r"(?:\s*\(\s*(?P<n2>\d+)\s*\)|\s*-?\s*(?P<n3>\d+)\b(?!\s*(?:%|\.\d|" + UNIT + r"\s+ago\b)))?",
         t, rsi,
     )
 
@@ -273,19 +337,32 @@ def _tokenize(t: str, ctx: Context) -> tuple[str, list[Tok]]:
     )
     t = toks.sub(r"\b(?:rate of change|roc)\s*\(\s*(?P<n2>\d+)\s*\)", t, roc)
 
+    # 52-week highs and lows (a calendar window, bar t included).
+    t = toks.sub(r"\b(?:" + lex.YEAR_EXTREME + r")\s+(?P<hl>high|low)s?\b", t,
+                 lambda m: Tok("yh" if m.group("hl") == "high" else "yl"))
+    # "the 50-day closing high", "the highest close of the past 30 days": extremes of any field.
+    def extreme(m: re.Match) -> Tok:
+        gd = m.groupdict()
+        _unit_bars(gd.get("unit"), ctx, m.group(0).strip())
+        source = "close" if gd["f"].startswith("clos") else gd["f"]
+        return Tok("hh" if gd["ext"] in ("highest", "high") else "ll", _window(gd["n"], m.group(0)), source=source)
+
+    t = toks.sub(r"\b(?P<n>\d+)\s*-?\s*(?P<unit>" + UNIT + r")\s+(?P<f>closing|volume)\s+(?P<ext>high|low)s?\b", t, extreme)
+    t = toks.sub(
+        r"\b(?P<ext>highest|lowest)\s+(?P<f>closing price|close|high|low|open|volume)s?\s+(?:of|in|over|during)\s+"
+        + LOOKBACK + r"(?P<n>\d+)\s*(?P<unit>" + UNIT + r")?", t, extreme,
+    )
+
     # N-bar highs and lows (breakout levels over the previous N bars).
     def channel(m: re.Match) -> Tok:
         gd = m.groupdict()
         _unit_bars(gd.get("unit"), ctx, m.group(0).strip())
-        return Tok("hh" if gd["hl"].startswith("high") else "ll", _window(gd["n"], m.group(0)))
+        high = gd["hl"].startswith("high")
+        return Tok("hh" if high else "ll", _window(gd["n"], m.group(0)), source="high" if high else "low")
 
-    t = toks.sub(
-        r"\b(?:highest\s+(?P<hl>high)|lowest\s+(?P<hl2>low))\s+(?:of|in|over)\s+" + LOOKBACK + r"(?P<n>\d+)\s*(?P<unit>" + UNIT + r")?",
-        t, lambda m: channel_alt(m, ctx),
-    )
     t = toks.sub(r"\b(?P<n>\d+)\s*-?\s*(?P<unit>" + UNIT + r")\s+(?:highest\s+)?(?:lowest\s+)?(?P<hl>highs?|lows?)\b", t, channel)
     t = toks.sub(
-        r"\b(?P<hl>high|low)\s+of\s+" + LOOKBACK + r"(?P<n>\d+)\s*(?P<unit>" + UNIT + r")\b", t, channel
+        r"\b(?P<hl>high|low)\s+of\s+" + LOOKBACK + r"(?P<n>\d+)\s*(?P<unit>" + UNIT + r")\b(?!\s+ago)", t, channel
     )
 
     # Volume averages.
@@ -326,17 +403,37 @@ def _tokenize(t: str, ctx: Context) -> tuple[str, list[Tok]]:
     if leftover:
         raise RuleError(f"'{leftover.group(0)}' has no window; say which, such as '20-day {leftover.group(0)}' or '{leftover.group(0)}(20)'")
 
+    # The previous bar's fields: "yesterday's high", "the previous close".
+    t = toks.sub(r"\b(?:" + lex.PREVIOUS + r")\s+(?P<f>" + lex.FIELD_WORDS + r")\b", t,
+                 lambda m: Tok("field", source="close" if m.group("f").startswith("clos") else m.group("f"), lag=1))
+    t = toks.sub(r"\b(?P<f>" + lex.FIELD_WORDS + r")\s+(?:of\s+)?(?P<n>\d+)\s+(?P<unit>" + UNIT + r")\s+ago\b", t,
+                 lambda m: _lag_field(m, ctx))
+    t = toks.sub(r"\b(?:daily\s+|day's\s+|bar's\s+|intraday\s+|trading\s+)?range\b", t, lambda m: Tok("range"))
     # Price fields.
     t = toks.sub(r"\b(?:closing\s+prices?|close\s+prices?|share\s+price|prices?|close)\b(?!\s+of\b)", t, lambda m: Tok("field", source="close"))
     t = toks.sub(r"\b(?:trading\s+)?volume\b", t, lambda m: Tok("field", source="volume"))
     t = toks.sub(r"\b(?:daily\s+|bar's\s+|intraday\s+)?(?P<f>high|low|open)\b(?!\s+of\b)", t, lambda m: Tok("field", source=m.group("f")))
+    t = _lags_and_owners(t, toks.items, ctx)
     return re.sub(r"\s+", " ", t).strip(), toks.items
 
 
-def channel_alt(m: re.Match, ctx: Context) -> Tok:
-    gd = m.groupdict()
-    _unit_bars(gd.get("unit"), ctx, m.group(0).strip())
-    return Tok("hh" if gd.get("hl") else "ll", _window(gd["n"], m.group(0)))
+def _lag_field(m: re.Match, ctx: Context) -> Tok:
+    _unit_bars(m.group("unit"), ctx, m.group(0).strip())
+    source = "close" if m.group("f").startswith("clos") else m.group("f")
+    return Tok("field", source=source, lag=_window(m.group("n"), m.group(0)))
+
+
+def _lags_and_owners(t: str, items: list[Tok], ctx: Context) -> str:
+    """ "#t0 3 bars ago" -> #t0 with lag 3; "its #t1" marks #t1 as the other side's own average."""
+    def lag(m: re.Match) -> str:
+        _unit_bars(m.group("unit"), ctx, m.group(0).strip())
+        items[int(m.group("k"))].lag = _window(m.group("n"), m.group(0))
+        return f"#t{m.group('k')}"
+
+    t = re.sub(r"#t(?P<k>\d+)\s+(?:of\s+)?(?P<n>\d+)\s+(?P<unit>" + UNIT + r")\s+ago\b", lag, t)
+    for m in re.finditer(r"\bits\s+#t(\d+)", t):
+        items[int(m.group(1))].own = True
+    return t
 
 
 def _avg_tok(m: re.Match, ctx: Context) -> Tok:
@@ -367,7 +464,20 @@ AT_CLOSE_SUFFIX = re.compile(r"\s+(?:at|on)\s+(?:the\s+)?(?:bar\s+|daily\s+|a\s+
 
 
 def _series(tok: Tok, other: Tok | None = None) -> Series:
-    """The series of a token; an implicit-source average takes the other side's source."""
+    """The series of a token, ``lag`` bars earlier when it has one."""
+    base = _base_series(tok)
+    return ind.shifted(base, tok.lag) if tok.lag else base
+
+
+def _base_series(tok: Tok) -> Series:
+    if tok.of is not None:
+        return ind.average_of(tok.ma, tok.window, _series(tok.of))
+    if tok.kind == "yh":
+        return ind.year_extreme("high")
+    if tok.kind == "yl":
+        return ind.year_extreme("low")
+    if tok.kind == "range":
+        return ind.bar_range()
     if tok.kind == "field":
         return ind.field(tok.source)
     if tok.kind in ("ma", "avg"):
@@ -385,9 +495,9 @@ def _series(tok: Tok, other: Tok | None = None) -> Series:
     if tok.kind == "atr":
         return ind.atr(tok.window)
     if tok.kind == "hh":
-        return ind.highest_high(tok.window)
+        return ind.highest(tok.source, tok.window)
     if tok.kind == "ll":
-        return ind.lowest_low(tok.window)
+        return ind.lowest(tok.source, tok.window)
     if tok.kind == "roc":
         return ind.roc(tok.window)
     raise RuleError(f"'{tok.text}' cannot be used here")
@@ -423,6 +533,8 @@ class Matcher:
         for x, y in ((a, b), (b, a)):
             if x.kind in ("ma", "avg") and not x.explicit_source and y.kind in ("field", "ma", "avg") and y.source == "volume":
                 x.source = "volume"
+            elif x.kind in ("ma", "avg") and x.own and not x.explicit_source and y.kind not in ("field", "bb_both"):
+                x.of = y  # "RSI above its 20-day average": the average of the RSI
         if a.kind == "macd_signal" and b.kind == "macd_signal":
             raise RuleError("compares the signal line with itself")
         da, db = a.dimension, b.dimension
@@ -430,7 +542,7 @@ class Matcher:
             raise RuleError(
                 f"compares {a.text or 'the price'} with {b.text or 'the price'}, which are on different scales ({da} vs {db})"
             )
-        if a.kind == b.kind == "field" and a.source == b.source:
+        if a.kind == b.kind == "field" and a.source == b.source and a.lag == b.lag:
             raise RuleError(f"compares {a.text or 'the price'} with itself")
 
     def pair(self, a_ref: str | None, b: str, k: str | None = None) -> tuple[Tok, Operand, Operand]:
@@ -456,25 +568,7 @@ def _pct(raw: str) -> Decimal:
 
 P = r"#t\d+"
 B = r"(?:(?P<k>" + NUM + r")x (?:of |above |over )?)?(?P<b>" + P + "|" + NUM + r"%?)"
-UP_VERBS = r"rises|rose|rise|climbs|climbed|climb|jumps|jumped|jump|pushes|pushed|rallies|rallied|surges|surged|gains|gained"
-DOWN_VERBS = r"falls|fell|fall|drops|dropped|drop|dips|dipped|dip|sinks|sank|sink|declines|declined|decline|slips|slipped|slides|slid|plunges|plunged|tumbles|tumbled"
-NEUTRAL_VERBS = r"crosses|crossed|cross|crossing|breaks|broke|break|breaking|moves|moved|move|goes|went|go|gets|got|passes|passed"
-ABOVE = r"above|over|past"
-BELOW = r"below|under|beneath|underneath"
-CMP = {
-    "above": ">", "over": ">", "greater than": ">", "higher than": ">", "more than": ">", "exceeds": ">", "exceed": ">",
-    "below": "<", "under": "<", "beneath": "<", "less than": "<", "lower than": "<", "underneath": "<",
-    "at-or-above": ">=", "at least": ">=", "not below": ">=", "above-or-at": ">=",
-    "at-or-below": "<=", "at most": "<=", "not above": "<=", "below-or-at": "<=",
-}
 CMP_RE = "|".join(sorted((re.escape(k) for k in CMP), key=len, reverse=True))
-STATE_VERBS = r"closes|closed|close|trades|trading|stays|remains|holds|sits|settles|ends|finishes|is|prints"
-DOWN_MOVE = r"down|drops|drop|dropped|falls|fall|fell|dips|dip|dipped|declines|decline|declined|sinks|sink|slides|slid|slips|pulls back|pulled back|retraces|is down|trades down|moves down|loses|lost|plunges|tumbles"
-UP_MOVE = r"up|rises|rise|rose|climbs|climb|climbed|jumps|jump|jumped|gains|gain|gained|is up|trades up|moves up|rallies|rallied|surges|surged|advances|extends|stretches"
-DOWN_NOUN = r"drop|dip|decline|fall|pullback|pull back|retracement|discount|move down|selloff|sell-off|loss"
-UP_NOUN = r"rise|gain|jump|premium|move up|rally|surge|advance"
-
-
 class Rule:
     """The parsed form: a regular expression and the builder of its condition."""
 
@@ -532,7 +626,33 @@ def _pct_side(m: Matcher, g: dict, direction: str) -> Condition:
 
 
 def _build_pct_distance(m: Matcher, g: dict) -> Condition:
-    return _pct_side(m, g, "above" if g["dir"] in ("above", "over") else "below")
+    return _pct_side(m, g, "above" if g["dir"] in ("above", "over", "higher than", "greater than") else "below")
+
+
+def _build_within_pct(m: Matcher, g: dict) -> Condition:
+    """ "within 1% of the 52-week high": at most 1% below a high, above a low, or on either side of a line."""
+    a, bt = m.tok(g.get("a")), m.tok(g["b"])
+    m.check_dims(a, bt)
+    if a.dimension not in (PRICE, VOLUME):
+        raise RuleError(f"a percentage distance needs prices or volumes, not {a.text}")
+    p = _pct(g["pct"])
+    left, low, high = m.operand(a, bt), m.operand(bt, a, 1 - p), m.operand(bt, a, 1 + p)
+    if bt.kind in ("yh", "hh"):
+        return Compare(left, ">=", low)
+    if bt.kind in ("yl", "ll"):
+        return Compare(left, "<=", high)
+    return Combined("all", (Compare(left, ">=", low), Compare(left, "<=", high)))
+
+
+def _build_gap(m: Matcher, g: dict) -> Condition:
+    """ "gaps up 2%": the open is at least 2% above the previous close."""
+    a = m.tok(g.get("a"))
+    if not (a.kind == "field" and a.source == "close" and not a.lag):
+        raise RuleError(f"only the price gaps, not {a.text}")
+    p = _pct(g["pct"])
+    up = g["dir"] == "up"
+    previous = Operand.of(ind.lagged("close", 1), 1 + p if up else 1 - p)
+    return Compare(Operand.of(ind.field("open")), ">=" if up else "<=", previous)
 
 
 def _move_direction(word: str, prep: str | None) -> str:
@@ -624,6 +744,9 @@ def _build_sign(m: Matcher, g: dict) -> Condition:
 
 def _build_touch(m: Matcher, g: dict) -> Condition:
     a, b = m.tok(g.get("a")), m.tok(g["b"])
+    if a.kind == "field" and a.source in ("low", "high") and not a.lag and b.dimension == PRICE:
+        # "the low touches the 50-day MA": the low reaches down to it (the high up to it)
+        return Compare(m.operand(a), "<=" if a.source == "low" else ">=", m.operand(b))
     if not (a.kind == "field" and a.source == "close"):
         raise RuleError("only the price can touch a level")
     if b.dimension != PRICE:
@@ -655,6 +778,11 @@ def _build_outside(m: Matcher, g: dict) -> Condition:
 
 def _build_new_extreme(m: Matcher, g: dict) -> Condition:
     a, b = m.tok(g.get("a")), m.tok(g["b"])
+    if b.kind in ("yh", "yl"):
+        # the 52-week high includes bar t: a new one is above the previous bar's
+        if a.kind != "field":
+            raise RuleError("only a price can make a new high or low")
+        return Compare(m.operand(a), ">" if b.kind == "yh" else "<", Operand.of(ind.shifted(_series(b), 1)))
     if b.kind not in ("hh", "ll"):
         raise RuleError(f"'new {b.text}' needs an N-day high or low")
     if a.kind != "field":
@@ -688,12 +816,16 @@ RULES = [
     Rule(A + r"(?:(?:" + STATE_VERBS + r") )?(?:outside|beyond)(?: of)? (?P<b>" + P + ")", _build_outside),
     Rule(A + r"(?:(?:makes|made|hits|sets|reaches|prints|closes at|at) )?(?:a )?new (?P<b>" + P + ")", _build_new_extreme),
     Rule(r"(?P<b>" + P + r") (?P<word>breakout|break out|breakdown)", _build_breakout_noun),
+    Rule(r"(?:new )?(?P<b>" + P + r")", _build_new_extreme),
     Rule(
         A + r"(?P<verb>" + NEUTRAL_VERBS + "|" + UP_VERBS + "|" + DOWN_VERBS + r")(?: back| out| decisively| clearly)? (?P<dir>" + ABOVE + "|" + BELOW + r") " + B,
         _build_cross,
     ),
     Rule(A + r"(?P<verb>crosses|crossed|cross|crossing|breaks|breaks through|crosses through) (?P<b>" + P + "|" + NUM + ")", _build_no_direction),
-    Rule(A + r"(?:(?:" + STATE_VERBS + r") )?(?:at least |more than |over )?(?P<pct>" + NUM + r")% (?:or more )?(?P<dir>above|over|below|under|beneath) (?P<b>" + P + ")", _build_pct_distance),
+    Rule(A + r"(?:(?:" + STATE_VERBS + r") )?(?:at least |more than |over )?(?P<pct>" + NUM + r")% (?:or more )?(?P<dir>above|over|below|under|beneath|higher than|lower than|greater than|less than) (?P<b>" + P + ")", _build_pct_distance),
+    Rule(A + r"(?:(?:" + STATE_VERBS + r") )?within (?P<pct>" + NUM + r")% of (?P<b>" + P + ")", _build_within_pct),
+    Rule(A + r"(?:gaps|gap|gapped|gapping) (?P<dir>up|down)(?: by)? (?:at least |more than |over )?(?P<pct>" + NUM + r")%(?: or more)?", _build_gap),
+    Rule(r"(?:(?P<a>" + P + r") )?gap (?P<dir>up|down) (?:of |by )?(?:at least |more than |over )?(?P<pct>" + NUM + r")%(?: or more)?", _build_gap),
     Rule(
         A + r"(?P<verb>" + DOWN_MOVE + "|" + UP_MOVE + r")(?: by)? (?:at least |more than |over )?(?P<pct>" + NUM + r")%(?: or more)? "
         r"(?P<prep>from|below|under|beneath|above|over|off|relative to|versus|vs) (?P<b>" + P + ")",
@@ -742,7 +874,7 @@ def parse_rule(rule: str, side: str, timeframe: str = "1d") -> tuple[Condition, 
         text = _basic(rule)
         if not text:
             raise RuleError("the rule is empty")
-        text = _strip_action(text, ctx)
+        text = _shorthand(_strip_action(text, ctx))
         text = AT_CLOSE_SUFFIX.sub("", text)
         sentence, toks = _tokenize(text, ctx)
         sentence = re.sub(r"\s+", " ", FILLER.sub(" ", sentence)).strip()
@@ -750,7 +882,7 @@ def parse_rule(rule: str, side: str, timeframe: str = "1d") -> tuple[Condition, 
         persist = next((found for form in PERSIST_FORMS if (found := form.search(sentence))), None)
         if persist:
             sentence = sentence[: persist.start()].strip()
-        condition = _match(sentence, matcher)
+        condition = _clause(sentence, matcher)
         if condition is None:
             condition = _split(sentence, matcher)
         if condition is None:
@@ -762,10 +894,34 @@ def parse_rule(rule: str, side: str, timeframe: str = "1d") -> tuple[Condition, 
                 raise RuleError(f"'{persist.group(0).strip()}' needs at least 2 bars")
             condition = Persist(condition, bars)
     except RuleError as exc:
-        if not exc.suggestion:
-            exc.suggestion = closest(rule, side)
+        near = [example for example in closest_n(rule, side, 3) if example != exc.suggestion]
+        exc.suggestions = ([exc.suggestion] if exc.suggestion else []) + near[: 3 - bool(exc.suggestion)]
+        exc.suggestion = exc.suggestions[0]
         raise
     return condition, ctx.warnings
+
+
+WITHIN = re.compile(
+    r"\s+(?:at any time |at least once |once )?(?:within|in|during)\s+(?:last|past|previous|prior)\s+(?P<n>\d+)\s+(?P<unit>" + UNIT + r")$"
+)
+
+
+def _clause(sentence: str, matcher: Matcher) -> Condition | None:
+    """One clause; "... within the last 5 bars" (when the clause does not read otherwise) is an event in a window."""
+    found = _match(sentence, matcher)
+    if found is not None:
+        return found
+    within = WITHIN.search(sentence)
+    if within is None:
+        return None
+    part = _match(sentence[: within.start()].strip(), matcher)
+    if part is None:
+        return None
+    _unit_bars(within.group("unit"), matcher.ctx, within.group(0).strip())
+    bars = _window(within.group("n"), within.group(0))
+    if bars < 2:
+        raise RuleError(f"'{within.group(0).strip()}' needs at least 2 bars")
+    return Within(part, bars)
 
 
 def _split(sentence: str, matcher: Matcher) -> Condition | None:
@@ -785,7 +941,7 @@ def _split(sentence: str, matcher: Matcher) -> Condition | None:
             subject = lead.group(0)
         elif subject:
             piece = f"{subject} {piece}"  # "RSI below 30 or above 70": the subject carries over
-        found = _match(piece, matcher)
+        found = _clause(piece, matcher)
         if found is None:
             raise RuleError(f"the part '{_untokenize(piece, matcher.toks)}' (as normalised) is not understood, so the rule is rejected as a whole")
         parts.append(found)
