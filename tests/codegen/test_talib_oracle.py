@@ -1,7 +1,7 @@
 """TA-Lib (the C library, PyPI ta-lib) as the oracle of the indicators as the generated scripts compute them.
 
 The indicator code is the exact statements the compiler emits (Series.lines), run on the bundled
-daily bars of BTC-USD (24/7) and SPY (an exchange calendar). SMA and Bollinger Bands equal TA-Lib.
+daily bars of BTC-USD (24/7) and SPY (an exchange calendar). SMA, WMA, ROC and Bollinger Bands equal TA-Lib.
 EMA, MACD, RSI and ATR use TA-Lib's recursions but another seed (the first value, where TA-Lib
 seeds with the SMA of the first n): after the warm-up (Series.settled_after, the bars the compiler
 reads before start_date) they differ by less than SEEDED_TOLERANCE, and once the seed is forgotten
@@ -41,6 +41,8 @@ def cases(bars):
     return {  # name: (our series, TA-Lib's values, exact?, scale)
         "SMA(20)": (ind.sma(20), talib.SMA(c, 20), True, "close"),
         "SMA(200)": (ind.sma(200), talib.SMA(c, 200), True, "close"),
+        "WMA(20)": (ind.wma(20), talib.WMA(c, 20), True, "close"),
+        "ROC(10)": (ind.roc(10), talib.ROC(c, 10), True, "close"),
         "BB upper(20, 2)": (ind.bb_band("upper", 20, 2), upper, True, "close"),
         "BB lower(20, 2)": (ind.bb_band("lower", 20, 2), lower, True, "close"),
         "EMA(20)": (ind.ema(20), talib.EMA(c, 20), False, "close"),
@@ -67,7 +69,7 @@ def test_generated_indicator_against_talib_after_the_warmup(bars, name):
     diff = np.abs(ours[after:] - reference[after:])
     close = bars["close"].to_numpy()[after:]
     if exact:
-        assert (diff / np.abs(reference[after:])).max() < EXACT
+        assert (diff / np.maximum(np.abs(reference[after:]), 1.0)).max() < EXACT  # ROC can be 0
         return
     measure = diff / close if scale == "close" else diff
     assert measure.max() < SEEDED_TOLERANCE[scale], (name, measure.max())

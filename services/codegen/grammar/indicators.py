@@ -1,5 +1,6 @@
-"""Indicator series with their standard definitions (as TA-Lib and charting
-platforms compute them) and the pandas code that computes each one.
+"""Indicator series with TA-Lib's definitions and the pandas code that computes
+each one (the recursive ones seeded differently: see each note, and
+tests/codegen/test_talib_oracle.py).
 
 Every indicator is a trailing computation: its value at bar t uses bars up
 to t only. Warm-up bars (before a full window exists) are NaN, and a
@@ -12,12 +13,12 @@ from services.codegen.grammar.ir import Series, num
 FIELDS = ("open", "high", "low", "close", "volume")
 
 SMA_NOTE = "SMA: simple rolling mean, as TA-Lib."
-EMA_NOTE = "EMA: ewm(span=n, adjust=False), seeded with the first value (TA-Lib seeds with an SMA; the difference fades within a few windows)."
+EMA_NOTE = "EMA: ewm(span=n, adjust=False), alpha = 2 / (n + 1) as TA-Lib, seeded with the first value (TA-Lib seeds with an SMA; after the warm-up the two differ by < 0.05% of the close)."
 WMA_NOTE = "WMA: linearly weighted mean, weights 1..n with the newest bar weighted n, as TA-Lib."
-RSI_NOTE = "RSI: Wilder's smoothing, ewm(alpha=1/n, adjust=False) of gains and losses, as TA-Lib (not vectorbt's default simple average)."
-MACD_NOTE = "MACD: EMA(fast) - EMA(slow), signal = EMA of the MACD line, histogram = MACD - signal; EMAs are ewm(span=n, adjust=False), as TA-Lib (not vectorbt's default simple averages)."
+RSI_NOTE = "RSI: Wilder's smoothing, ewm(alpha=1/n, adjust=False) of gains and losses (not vectorbt's default simple average), seeded with the first change where TA-Lib seeds with the mean of the first n: within 0.5 points of TA-Lib after the warm-up."
+MACD_NOTE = "MACD: EMA(fast) - EMA(slow), signal = EMA of the MACD line, histogram = MACD - signal; EMAs are ewm(span=n, adjust=False) (not vectorbt's default simple averages), seeded with the first value: within 0.05% of the close of TA-Lib after the warm-up."
 BB_NOTE = "Bollinger Bands: SMA(n) +/- k * population standard deviation (ddof=0) over n bars, as TA-Lib."
-ATR_NOTE = "ATR: Wilder's smoothing, ewm(alpha=1/n, adjust=False), of the true range max(high - low, |high - previous close|, |low - previous close|), as TA-Lib."
+ATR_NOTE = "ATR: Wilder's smoothing, ewm(alpha=1/n, adjust=False), of the true range max(high - low, |high - previous close|, |low - previous close|), seeded with the first true range where TA-Lib seeds with the mean of the first n: within 0.05% of the close of TA-Lib after the warm-up."
 CHANNEL_NOTE = "Breakout levels use the previous n bars only (bar t excluded), so a close above the level is a new n-bar high."
 ROC_NOTE = "ROC: rate of change in percent, 100 * (close / close n bars earlier - 1), as TA-Lib."
 
