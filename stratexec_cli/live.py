@@ -83,8 +83,8 @@ class LiveView:
             self.step = event.message if detail else ""  # the previous stage's last step is stale now
         elif event.type == execution_pb2.EVENT_TYPE_AGENT_STEP:
             self.step = step_text(event.agent_step)
-        elif event.type == execution_pb2.EVENT_TYPE_LOG and event.log.level != "info":
-            self._permanent(f"{when:%H:%M:%S}  {event.log.level}: {event.log.message}")
+        elif event.type == execution_pb2.EVENT_TYPE_LOG and event.log.level != execution_pb2.LOG_LEVEL_INFO:
+            self._permanent(f"{when:%H:%M:%S}  {render.level_name(event.log.level)}: {event.log.message}")
         self.redraw()
 
     def redraw(self) -> None:

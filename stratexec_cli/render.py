@@ -9,6 +9,10 @@ def status_name(value: int) -> str:
     return execution_pb2.ExecutionStatus.Name(value).removeprefix("EXECUTION_STATUS_").lower()
 
 
+def level_name(value: int) -> str:
+    return execution_pb2.LogLevel.Name(value).removeprefix("LOG_LEVEL_").lower()
+
+
 def event_line(event: execution_pb2.ExecutionEvent) -> str | None:
     """One line per event, or None for events too chatty to show."""
     when = event.time.ToDatetime().strftime("%H:%M:%S")
@@ -19,8 +23,8 @@ def event_line(event: execution_pb2.ExecutionEvent) -> str | None:
         step = event.agent_step
         action = f"{step.tool} ({step.duration_ms:.0f} ms)" if step.tool else "final answer"
         return f"{when}  #{event.sequence:<3}   {step.agent}: {action}"
-    if event.type == execution_pb2.EVENT_TYPE_LOG and event.log.level != "info":
-        return f"{when}  #{event.sequence:<3}   {event.log.level}: {event.log.message}"
+    if event.type == execution_pb2.EVENT_TYPE_LOG and event.log.level != execution_pb2.LOG_LEVEL_INFO:
+        return f"{when}  #{event.sequence:<3}   {level_name(event.log.level)}: {event.log.message}"
     return None
 
 

@@ -4,7 +4,9 @@ rules) and `buf format` find nothing, and the generated Python imports as
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -36,3 +38,29 @@ def test_buf_finds_nothing(buf, command):
 def test_generated_code_imports_by_package_path(area, module):
     imported = importlib.import_module(f"stratexec.{area}.v1.{module}")
     assert imported.__name__ == f"stratexec.{area}.v1.{module}"
+
+
+PREVIOUS_MAIN = "529f933"  # main before issue 15
+# (message, field) -> why it changed. Each one is listed in README.md ("Contract changes against 529f933").
+ALLOWED_BREAKS = {
+    ("Trade", "direction"): "closed set: string -> enum TradeDirection",
+    ("LogLine", "level"): "closed set: string -> enum LogLevel",
+}
+BREAK_RE = re.compile(r'name "(\w+)" on message "(\w+)"')
+
+
+def test_buf_breaking_against_the_previous_main_finds_only_the_listed_changes(buf):
+    proc = subprocess.run([buf, "breaking", "--against", f".git#ref={PREVIOUS_MAIN}", "--error-format", "json"],
+                          cwd=project_root(), capture_output=True, text=True, timeout=300)
+    breaks = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert proc.returncode == (100 if breaks else 0), proc.stderr  # buf exits 100 on breaking changes
+    found = set()
+    for item in breaks:
+        match = BREAK_RE.search(item["message"])
+        assert match and (match.group(2), match.group(1)) in ALLOWED_BREAKS, item
+        found.add((match.group(2), match.group(1)))
+    assert found == set(ALLOWED_BREAKS)  # every listed change is real
+    readme = (project_root() / "README.md").read_text()
+    section = readme.split("### Contract changes against 529f933", 1)[1].split("\n## ", 1)[0]
+    for message, field in ALLOWED_BREAKS:
+        assert f"`{message}.{field}`" in section, f"{message}.{field} is not listed in the README"

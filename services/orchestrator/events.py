@@ -113,8 +113,10 @@ class EventLog:
         return result
 
     def log_line(self, execution_id: str, status: str, level: str, source: str, message: str) -> None:
-        self.append(execution_id, execution_pb2.EVENT_TYPE_LOG, status, f"[{source}] {message}",
-                    log_line=execution_pb2.LogLine(level=level, source=source, message=message))
+        """``level``: "info", "warning" or "error" (LOG_LEVEL_INFO, ...)."""
+        line = execution_pb2.LogLine(level=execution_pb2.LogLevel.Value(f"LOG_LEVEL_{level.upper()}"),
+                                     source=source, message=message)
+        self.append(execution_id, execution_pb2.EVENT_TYPE_LOG, status, f"[{source}] {message}", log_line=line)
 
     async def follow(self, execution_id: str, after_sequence: int) -> AsyncIterator[execution_pb2.ExecutionEvent]:
         """Every event after ``after_sequence``: stored ones, then live ones,

@@ -69,6 +69,8 @@ def _trades(raw) -> list[dict]:
                 raise ResultRejected(f"trades[{i}].{key} is missing or of the wrong type")
         if trade["status"] not in ("closed", "open"):
             raise ResultRejected(f"trades[{i}].status must be closed or open")
+        if trade["direction"] not in ("long", "short"):
+            raise ResultRejected(f"trades[{i}].direction must be long or short")
         for key, (kind, absent) in OPTIONAL_TRADE_FIELDS.items():
             if not isinstance(trade.setdefault(key, absent), kind) or isinstance(trade[key], bool):
                 raise ResultRejected(f"trades[{i}].{key} is of the wrong type")
@@ -118,12 +120,14 @@ def to_proto(checked: dict, sources: list[DataSourceInfo]) -> backtest_pb2.Backt
     metrics = backtest_pb2.Metrics(**{f.name: m[f.name] for f in backtest_pb2.Metrics.DESCRIPTOR.fields
                                       if m.get(f.name) is not None})
     status = {"closed": backtest_pb2.TRADE_STATUS_CLOSED, "open": backtest_pb2.TRADE_STATUS_OPEN}
+    direction = {"long": backtest_pb2.TRADE_DIRECTION_LONG, "short": backtest_pb2.TRADE_DIRECTION_SHORT}
     return backtest_pb2.BacktestResult(
         metrics=metrics,
         equity=[backtest_pb2.EquityPoint(time=t, value=v) for t, v in checked["equity"]],
         benchmark_equity=[backtest_pb2.EquityPoint(time=t, value=v) for t, v in checked["benchmark_equity"]],
         trades=[
-            backtest_pb2.Trade(**{k: v for k, v in t.items() if k != "status"}, status=status[t["status"]])
+            backtest_pb2.Trade(**{k: v for k, v in t.items() if k not in ("status", "direction")},
+                               status=status[t["status"]], direction=direction[t["direction"]])
             for t in checked["trades"]
         ],
         data=[data_source_proto(s) for s in sources],

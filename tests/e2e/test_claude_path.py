@@ -172,8 +172,8 @@ def test_an_equivalent_proposal_is_used_and_the_event_log_says_so(finished):
 
     said = [log for log in logs(events) if "proposed code" in log.message]
     assert [(log.level, log.message) for log in said] == [
-        ("info", f"using the proposed code: equivalent to the compiled script ({len(results.trades)} trades identical)")]
-    assert not [log for log in logs(events) if log.level == "warning"]
+        (S.LOG_LEVEL_INFO, f"using the proposed code: equivalent to the compiled script ({len(results.trades)} trades identical)")]
+    assert not [log for log in logs(events) if log.level == execution_pb2.LOG_LEVEL_WARNING]
     # GetGeneratedCode returns the proposal (the fake's rewrite), and its sha256 is the code's.
     code = client.code(execution_id)
     assert "# Proposed by the Code Generator" in code.code and "signal_frame = signals(" in code.code
@@ -207,7 +207,7 @@ def test_a_proposal_with_different_results_is_rejected_and_the_compiled_script_r
     proposed = generator.tool_calls[-1]
     assert proposed.name == "propose_vectorbt_code" and "close <= 0.94 * sma_20" in proposed.input["code"]
 
-    warnings = [log.message for log in logs(events) if log.level == "warning"]
+    warnings = [log.message for log in logs(events) if log.level == execution_pb2.LOG_LEVEL_WARNING]
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith("proposal rejected: its result differs from the compiled script's: ")
     assert warnings[0].endswith("; using the compiled script")
@@ -230,7 +230,7 @@ def test_a_proposal_that_breaks_the_code_policy_is_rejected_and_the_compiled_scr
     assert execution.status == S.EXECUTION_STATUS_COMPLETED, execution.error_message
     assert client.results(execution_id).result.metrics.trades >= 1
 
-    warnings = [log.message for log in logs(events) if log.level == "warning"]
+    warnings = [log.message for log in logs(events) if log.level == execution_pb2.LOG_LEVEL_WARNING]
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith("proposal rejected: it breaks the code policy: line ")
     assert "'os'" in warnings[0] and warnings[0].endswith("; using the compiled script")

@@ -102,7 +102,7 @@ def test_an_execution_completes_when_memory_is_down(own_stack):
     events = list(client.watch(execution.id))
 
     assert events[-1].status == S.EXECUTION_STATUS_COMPLETED
-    warnings = [e.log.message for e in events if e.type == S.EVENT_TYPE_LOG and e.log.level == "warning"]
+    warnings = [e.log.message for e in events if e.type == S.EVENT_TYPE_LOG and e.log.level == S.LOG_LEVEL_WARNING]
     assert any("memory unavailable, searching skipped" in w for w in warnings)
     assert any("memory unavailable, pattern not stored" in w for w in warnings)
     assert client.get(execution.id).agent_insights["memory_stored"] is False

@@ -42,7 +42,7 @@ def result(equity=(10_000.0, 10_100.0, 10_050.0, 10_200.0), trades=None, **metri
 
 def trade(symbol="BTC-USD", entry="2024-01-01", exit="2024-01-03", status=B.TRADE_STATUS_CLOSED, pnl=50.0,
           entry_price=100.0, exit_price=101.0, size=99.0) -> B.Trade:
-    return B.Trade(symbol=symbol, direction="long", entry_time=entry, exit_time=exit, entry_price=entry_price,
+    return B.Trade(symbol=symbol, direction=B.TRADE_DIRECTION_LONG, entry_time=entry, exit_time=exit, entry_price=entry_price,
                    exit_price=exit_price, size=size, pnl=pnl, return_pct=0.5, status=status)
 
 
