@@ -51,9 +51,14 @@ def _now_ts() -> timestamp_pb2.Timestamp:
 
 
 class EventLog:
-    def __init__(self, repo: Repository, notifier: Notifier):
+    def __init__(self, repo: Repository, notifier: Notifier, lease: str | None = None):
         self.repo = repo
         self.notifier = notifier
+        self.lease = lease  # when set, every append is fenced by it (raises LeaseLost once it no longer holds)
+
+    def for_lease(self, lease: str) -> "EventLog":
+        """The event log as one attempt of an execution writes it."""
+        return EventLog(self.repo, self.notifier, lease)
 
     def append(
         self,
@@ -72,7 +77,7 @@ class EventLog:
     ):
         """Store one event (with its row changes) and wake watchers. Blocking."""
         build = self._builder(etype, status, message, agent_step, log_line, error)
-        result = self.repo.append_event(execution_id, build, row_changes, expect_status, in_tx, guard)
+        result = self.repo.append_event(execution_id, build, row_changes, expect_status, in_tx, guard, self.lease)
         if result is not None:
             self.notifier.notify_threadsafe(execution_id)
         return result

@@ -8,11 +8,18 @@ another. A running execution holds a lease that its replica renews; when
 a replica dies (SIGKILL, a lost machine), any replica takes its
 executions over once the lease expires and queues them again, at most
 ``max_attempts`` starts, then FAILED with the reason.
+
+Every claim is fenced: it gets a new lease token, and every write of that
+attempt (events, code, insights, the outcome) must present it. Leases are
+renewed by a thread with its own database connection (services/
+orchestrator/leases.py), never queued behind request handlers; a replica
+whose lease was taken over anyway stops that crew and writes nothing more.
 """
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import os
 import socket
@@ -30,8 +37,9 @@ from services.orchestrator.crew.context import ExecutionContext
 from services.orchestrator.crew.crew import StopCrew, build_crew
 from services.orchestrator.crew.llm import llm_name, make_llm
 from services.orchestrator.db.models import BacktestRun, utcnow
-from services.orchestrator.db.repository import Repository
+from services.orchestrator.db.repository import LeaseLost, Repository
 from services.orchestrator.events import EventLog
+from services.orchestrator.leases import LeaseKeeper
 from stratexec.backtest.v1 import backtest_pb2
 
 logger = logging.getLogger("orchestrator.worker")
@@ -49,12 +57,14 @@ class Runner:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+        self.leases = LeaseKeeper(repo, self.running, period=max(config.lease_seconds / 3, 0.2))
 
     # -- life cycle ---------------------------------------------------------
     async def start(self) -> None:
         await asyncio.to_thread(self._sweep)
+        self.leases.start()
         self._tasks = [asyncio.create_task(self._work(i)) for i in range(self.config.workers)]
-        self._tasks.append(asyncio.create_task(self._keep_leases()))
+        self._tasks.append(asyncio.create_task(self._keep_sweeping()))
 
     async def stop(self, grace: float) -> None:
         """Interrupt running crews; their executions stay non-terminal and resume once their lease expires."""
@@ -66,6 +76,7 @@ class Runner:
             await asyncio.wait(self._tasks, timeout=grace)
         for task in self._tasks:
             task.cancel()
+        self.leases.stop()
 
     def wake(self) -> None:
         """Work may be waiting (a new execution here, or a NOTIFY from another replica)."""
@@ -79,18 +90,13 @@ class Runner:
         return True
 
     # -- leases: a replica that dies stops renewing; its executions are taken over ----
-    async def _keep_leases(self) -> None:
-        period = max(self.config.lease_seconds / 3, 0.2)
+    async def _keep_sweeping(self) -> None:
         while not self._stopping:
-            await asyncio.sleep(period)
+            await asyncio.sleep(self.leases.period)
             try:
-                ids = list(self.running)
-                await asyncio.to_thread(self.repo.heartbeat, self.worker_id, ids)
-                for execution_id in await asyncio.to_thread(self.repo.cancel_requested, ids):
-                    self.cancel_running(execution_id)  # cancelled through another replica
                 await asyncio.to_thread(self._sweep)
             except Exception:
-                logger.exception("lease upkeep failed")
+                logger.exception("lease sweep failed")
 
     def _sweep(self) -> None:
         """Take over executions whose replica stopped renewing its lease."""
@@ -108,17 +114,19 @@ class Runner:
             return beat is None or beat < cutoff
 
         common = {"expect_status": statuses.RUNNING, "guard": still_abandoned}
+        ended = {"completed_at": utcnow(), "lease_token": None}
         if row.cancel_requested:
             self.events.status_change(row.id, "CANCELLED", "cancelled (its run was interrupted)",
-                                      row_changes={"completed_at": utcnow()}, **common)
+                                      row_changes=ended, **common)
         elif row.attempts >= self.config.max_attempts:
             status = errors.make_status(grpc.StatusCode.ABORTED,
                                         f"gave up after {row.attempts} attempts, each interrupted before it finished",
                                         reason="TOO_MANY_ATTEMPTS", metadata={"attempts": str(row.attempts)})
             self.events.status_change(row.id, "FAILED", status.message, error=status,
-                                      row_changes=self._error_changes(status), **common)
+                                      row_changes={**self._error_changes(status), **ended}, **common)
         elif self.events.status_change(row.id, "QUEUED", f"re-queued: its worker stopped (attempt {row.attempts + 1} next)",
-                                       row_changes={"worker_id": None, "heartbeat_at": None}, **common):
+                                       row_changes={"worker_id": None, "heartbeat_at": None, "lease_token": None},
+                                       **common):
             self.wake()
 
     # -- one execution ------------------------------------------------------
@@ -127,7 +135,7 @@ class Runner:
             self._wake.clear()
             claimed = await asyncio.to_thread(
                 self.events.claim_next, "ANALYZING", "analyzing the strategy",
-                {"worker_id": self.worker_id, "heartbeat_at": utcnow()},
+                {"worker_id": self.worker_id, "heartbeat_at": utcnow(), "lease_token": str(uuid.uuid4())},
                 lambda _s, row: {"attempts": (row.attempts or 0) + 1, "started_at": row.started_at or utcnow()},
             )
             if claimed is None:
@@ -151,16 +159,22 @@ class Runner:
         ctx = ExecutionContext(
             execution_id=row.id, user_id=row.user_id, schema=strategy.schema_json,
             params=backtest_pb2.BacktestParams.FromString(row.params_pb), clients=self.clients,
-            events=self.events, save_code=self.repo.save_code,
+            events=self.events.for_lease(row.lease_token),
+            save_code=functools.partial(self.repo.save_code, lease=row.lease_token), lease=row.lease_token,
         )
         if row.cancel_requested:
             ctx.cancel.set()
         self.running[row.id] = ctx
         try:
             llm_used = await asyncio.to_thread(self._run_crew, ctx)
+            await asyncio.to_thread(self._finish, ctx, llm_used)
+        except LeaseLost:
+            ctx.lose_lease()
         finally:
             self.running.pop(row.id, None)
-        await asyncio.to_thread(self._finish, ctx, llm_used)
+        if ctx.lease_lost:
+            log(logger, logging.WARNING, "lease lost: another replica took this execution over; its writes are refused",
+                execution_id=row.id)
 
     def _run_crew(self, ctx: ExecutionContext) -> str:
         llm = make_llm(self.config)
@@ -168,8 +182,12 @@ class Runner:
             build_crew(ctx, llm).kickoff()
         except StopCrew:
             pass
-        except Exception as exc:  # CrewAI may wrap the callback's StopCrew
-            if not isinstance(exc.__cause__ or exc.__context__, StopCrew) and "StopCrew" not in repr(exc):
+        except LeaseLost:
+            ctx.lose_lease()
+        except Exception as exc:  # CrewAI may wrap the callback's StopCrew (or a LeaseLost)
+            if isinstance(exc.__cause__ or exc.__context__, LeaseLost) or "LeaseLost" in repr(exc):
+                ctx.lose_lease()
+            elif not isinstance(exc.__cause__ or exc.__context__, StopCrew) and "StopCrew" not in repr(exc):
                 logger.exception("crew failed")
                 ctx.fail(errors.make_status(grpc.StatusCode.INTERNAL, f"the crew failed: {exc!r}", reason="CREW_FAILED"))
         return llm_name(llm)
@@ -196,22 +214,25 @@ class Runner:
         return insights
 
     def _finish(self, ctx: ExecutionContext, llm: str) -> None:
+        """Record the outcome, fenced by the attempt's lease (LeaseLost when another replica took over)."""
+        if ctx.lease_lost:
+            return
         ctx.close_stage()
         for conflict in ctx.preference_conflicts():
             ctx.warn("orchestrator", f"preference conflict: {conflict}")
-        self.repo.set_insights(ctx.execution_id, self._insights(ctx, llm))
+        self.repo.set_insights(ctx.execution_id, self._insights(ctx, llm), lease=ctx.lease)
         eid = ctx.execution_id
         if self._stopping and ctx.cancel.is_set():
-            self.events.log_line(eid, ctx.status, "warning", "orchestrator",
+            ctx.events.log_line(eid, ctx.status, "warning", "orchestrator",
                                  "interrupted by a shutdown; another worker takes it over when the lease expires")
             return
         if ctx.cancel.is_set():
-            self.events.status_change(eid, "CANCELLED", "cancelled", expect_status=statuses.RUNNING,
+            ctx.events.status_change(eid, "CANCELLED", "cancelled", expect_status=statuses.RUNNING,
                                       row_changes={"completed_at": utcnow()})
         elif ctx.error is not None or ctx.result is None:
             status = ctx.error or errors.make_status(grpc.StatusCode.INTERNAL, "the crew ended without a backtest result",
                                                      reason="NO_RESULT")
-            self.events.status_change(eid, "FAILED", f"failed: {errors.describe(status)}", error=status,
+            ctx.events.status_change(eid, "FAILED", f"failed: {errors.describe(status)}", error=status,
                                       expect_status=statuses.RUNNING,
                                       row_changes=self._error_changes(status))
         else:
@@ -224,11 +245,11 @@ class Runner:
                                         result_pb=result.SerializeToString()))
 
             m = result.metrics
-            self.events.status_change(
+            ctx.events.status_change(
                 eid, "COMPLETED",
                 f"completed: total return {m.total_return:.2f}%, {m.trades} closed trades",
                 expect_status=statuses.RUNNING, in_tx=store_run,
                 row_changes={"backtest_run_id": run_id, "completed_at": utcnow()},
             )
-        self.repo.snapshot_logs(eid)
+        self.repo.snapshot_logs(eid, lease=ctx.lease)
         log(logger, logging.INFO, "finished", execution_id=eid, seconds=ctx.stage_seconds)

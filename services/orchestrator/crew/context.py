@@ -29,6 +29,8 @@ class ExecutionContext:
     clients: ServiceClients
     events: EventLog
     save_code: callable
+    lease: str | None = None  # this attempt's lease token (every write presents it)
+    lease_lost: bool = False  # another replica took the execution over: stop, write nothing more
     status: str = "ANALYZING"
     analysis: codegen_pb2.StrategyAnalysis | None = None
     code: str = ""
@@ -85,6 +87,11 @@ class ExecutionContext:
             insights["compiled_code_sha256"] = self.compiled_sha256
             insights["code_proposals"] = self.proposals
         return insights
+
+    def lose_lease(self) -> None:
+        """Another replica holds the execution now: stop the crew (its writes are refused anyway)."""
+        self.lease_lost = True
+        self.cancel.set()
 
     def log(self, level: str, source: str, message: str) -> None:
         self.events.log_line(self.execution_id, self.status, level, source, message)

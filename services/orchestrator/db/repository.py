@@ -3,6 +3,11 @@ transactions (the servicers call them through asyncio.to_thread).
 
 Every event is appended in the same transaction as the row change it
 describes, so the log and the execution never disagree.
+
+Fencing: a claim gives the execution a new ``lease_token``; every write of
+that attempt (events, code, insights, the outcome) passes it and is refused
+with ``LeaseLost`` once another replica took the execution over. Heartbeats
+use a connection pool of their own, so busy request handlers never delay them.
 """
 from __future__ import annotations
 
@@ -16,10 +21,14 @@ from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.orchestrator.db import migrate
+from services.orchestrator.db import guards, migrate
 from services.orchestrator.db.models import BacktestRun, ExecutionEvent, Strategy, StrategyExecution, utcnow
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+
+
+class LeaseLost(Exception):
+    """The execution is no longer this attempt's: it was taken over (or it ended)."""
 
 
 def new_id() -> str:
@@ -43,27 +52,35 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
+def _engine(database_url: str, pool_size: int, max_overflow: int):
+    if database_url.startswith("sqlite:///"):
+        path = database_url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            import pathlib
+
+            pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(conn, _record):
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(database_url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
+
+
 class Repository:
     def __init__(self, database_url: str):
-        if database_url.startswith("sqlite:///"):
-            path = database_url.removeprefix("sqlite:///")
-            if path and path != ":memory:":
-                import pathlib
-
-                pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 30})
-
-            @event.listens_for(self.engine, "connect")
-            def _pragmas(conn, _record):
-                cur = conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
-                cur.execute("PRAGMA foreign_keys=ON")
-                cur.close()
-        else:
-            self.engine = create_engine(database_url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        self.engine = _engine(database_url, 10, 20)
         migrate.upgrade(self.engine)  # alembic upgrade head, under a lock shared by every replica
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # The lease keeper's own connection: never queued behind request handlers.
+        self.lease_engine = _engine(database_url, 1, 0)
+        self.lease_sessions = sessionmaker(self.lease_engine, expire_on_commit=False)
         self._append_lock = threading.Lock()  # one writer of sequences per process
 
     # -- strategies ---------------------------------------------------------
@@ -159,21 +176,27 @@ class Repository:
                 query = query.where(StrategyExecution.strategy_id == strategy_id)
             return self._page(s, query, StrategyExecution, limit, token)
 
-    def save_code(self, execution_id: str, code: str, sha256: str) -> None:
+    def _fenced_update(self, execution_id: str, lease: str | None, values: dict, running: bool = True) -> None:
+        """Update the row if ``lease`` still holds it (and, with ``running``, it has not ended); else LeaseLost."""
+        query = update(StrategyExecution).where(StrategyExecution.id == execution_id)
+        if lease is not None:
+            query = query.where(StrategyExecution.lease_token == lease)
+        if running:
+            query = query.where(StrategyExecution.status.not_in(TERMINAL))
         with self.sessions.begin() as s:
-            s.execute(update(StrategyExecution).where(StrategyExecution.id == execution_id)
-                      .values(generated_code=code, code_sha256=sha256))
+            if s.execute(query.values(**values)).rowcount == 0 and lease is not None:
+                raise LeaseLost(execution_id)
 
-    def set_insights(self, execution_id: str, insights: dict) -> None:
-        with self.sessions.begin() as s:
-            s.execute(update(StrategyExecution).where(StrategyExecution.id == execution_id).values(agent_insights=insights))
+    def save_code(self, execution_id: str, code: str, sha256: str, lease: str | None = None) -> None:
+        self._fenced_update(execution_id, lease, {"generated_code": code, "code_sha256": sha256})
 
-    def snapshot_logs(self, execution_id: str) -> None:
+    def set_insights(self, execution_id: str, insights: dict, lease: str | None = None) -> None:
+        self._fenced_update(execution_id, lease, {"agent_insights": insights})
+
+    def snapshot_logs(self, execution_id: str, lease: str | None = None) -> None:
         """Copy the event messages into execution_logs (for readers of the table)."""
         messages = self.event_messages(execution_id)
-        with self.sessions.begin() as s:
-            s.execute(update(StrategyExecution).where(StrategyExecution.id == execution_id)
-                      .values(execution_logs=messages))
+        self._fenced_update(execution_id, lease, {"execution_logs": messages}, running=False)
 
     def request_cancel(self, execution_id: str) -> None:
         with self.sessions.begin() as s:
@@ -192,18 +215,24 @@ class Repository:
         expect_status: Iterable[str] | None = None,
         in_tx: Callable[[Session, StrategyExecution], dict | None] | None = None,
         guard: Callable[[StrategyExecution], bool] | None = None,
+        lease: str | None = None,
     ) -> tuple[int, StrategyExecution] | None:
         """Append one event and apply ``row_changes`` to the execution, atomically.
 
         ``build(execution_id, sequence)`` returns (type, status, message, event_pb). With
         ``expect_status``, nothing happens (None) unless the execution's
         current status is one of them: that is how a cancel and a completion
-        never both win.
+        never both win. With ``lease``, it raises LeaseLost unless that
+        attempt still holds the execution. Nothing is appended after a
+        terminal status (and the database refuses it too: db/guards.py).
         """
 
         def pick(s: Session):
             row = s.get(StrategyExecution, execution_id, with_for_update=True)
-            if row is None or (expect_status is not None and row.status not in tuple(expect_status)):
+            if row is not None and lease is not None and (row.lease_token != lease or row.status in TERMINAL):
+                raise LeaseLost(execution_id)
+            if row is None or row.status in TERMINAL or (
+                    expect_status is not None and row.status not in tuple(expect_status)):
                 return None
             if guard is not None and not guard(row):
                 return None
@@ -254,7 +283,9 @@ class Repository:
                             setattr(row, key, value)
                         self._notify_in_tx(s, "stratexec_events", row.id)
                     return seq, row
-                except IntegrityError:  # another replica took this sequence number: take the next
+                except IntegrityError as exc:  # another replica took this sequence number: take the next
+                    if guards.is_violation(exc):
+                        raise
                     continue
         raise RuntimeError("could not append an event")
 
@@ -272,20 +303,22 @@ class Repository:
             with self.sessions.begin() as s:
                 self._notify_in_tx(s, "stratexec_jobs", "queued")
 
-    def heartbeat(self, worker_id: str, execution_ids: list[str]) -> None:
-        if not execution_ids:
-            return
-        with self.sessions.begin() as s:
-            s.execute(update(StrategyExecution)
-                      .where(StrategyExecution.id.in_(execution_ids), StrategyExecution.worker_id == worker_id)
-                      .values(heartbeat_at=utcnow()))
+    def heartbeat(self, leases: dict[str, str]) -> tuple[set[str], set[str]]:
+        """Renew the leases {execution id: lease token} still held, on the lease keeper's connection.
 
-    def cancel_requested(self, execution_ids: list[str]) -> set[str]:
-        if not execution_ids:
-            return set()
-        with self.sessions() as s:
-            return set(s.scalars(select(StrategyExecution.id).where(
-                StrategyExecution.id.in_(execution_ids), StrategyExecution.cancel_requested == 1)))
+        Returns (lost, cancel_requested): executions this replica no longer
+        holds (another replica re-queued, failed or cancelled them), and held
+        ones a client asked to cancel.
+        """
+        if not leases:
+            return set(), set()
+        held = (StrategyExecution.id.in_(list(leases)), StrategyExecution.lease_token.in_(list(leases.values())))
+        with self.lease_sessions.begin() as s:
+            rows = s.execute(update(StrategyExecution).where(*held).values(heartbeat_at=utcnow())
+                             .returning(StrategyExecution.id, StrategyExecution.lease_token,
+                                        StrategyExecution.cancel_requested)).all()
+        renewed = {i for i, token, _ in rows if leases.get(i) == token}
+        return set(leases) - renewed, {i for i, _, cancel in rows if cancel and i in renewed}
 
     def abandoned(self, lease_seconds: float) -> list[StrategyExecution]:
         """Running executions whose replica stopped renewing its lease (it died)."""
