@@ -12,7 +12,7 @@ PIP_QUIET ?= -qq
 UV_VERSION ?= 0.13.9
 UV := $(VENV)/bin/uv pip install --quiet --python $(PY)
 
-.PHONY: install proto lint-proto up down status demo test bench clean
+.PHONY: install proto lint-proto browser up down status demo test bench clean
 
 install: $(VENV)/.installed
 
@@ -53,7 +53,14 @@ status:
 demo: up
 	$(PY) -m stratexec_cli.demo
 
-test: proto node_modules/.installed
+# headless Chromium opens the HTML report in tests/e2e/test_report_browser.py
+browser:
+	@command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  (apt-get install -y -q --no-install-recommends chromium-headless-shell >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium-headless-shell >/dev/null)) ; } || \
+	  echo "warning: no headless Chromium; the report's browser test is skipped"
+
+test: proto node_modules/.installed browser
 	$(PY) -m pytest
 
 bench: proto

@@ -4,9 +4,14 @@ The page holds a header (parameters, metrics, the strategy's interpretation
 node by node, warnings, data provenance, trades) and one interactive Plotly
 figure with plotly.js embedded (no network needed to open it):
 
-1. equity of the strategy against the benchmark;
+1. equity of the strategy against the benchmark (linear or log scale);
 2. drawdown, V / cummax(V) - 1, of both;
-3. one price chart per traded symbol with entry and exit markers.
+3. one price chart per traded symbol with entry and exit markers, a dotted
+   line from each entry to its exit;
+
+then the analysis panels of ``report_panels`` (monthly-returns heatmap,
+yearly returns, rolling Sharpe and volatility, the returns distribution, the
+five deepest drawdowns) and the trades table.
 
 Prices come from the bundled daily CSV files (``data/ohlcv/<SYMBOL>.csv``,
 the files the sandbox reads with the "bundled" provider), sliced to the
@@ -28,13 +33,17 @@ from plotly.subplots import make_subplots
 
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2
-from stratexec_cli import render
+from stratexec_cli import render, report_panels
 from stratexec_runtime.data import read_price_csv, resample, resolve_symbol
 
 FIGURE_ID = "stratexec-report-figure"
 ENTRY_COLOR = "#1f77b4"
 WIN_COLOR = "#2ca02c"
 LOSS_COLOR = "#d62728"
+MARKER_EDGE = "#111"  # a dark edge keeps markers readable on the candles of either colour
+# Candles in light tints, so the saturated trade markers stand out on them.
+CANDLE_UP = dict(line=dict(color="#80cbc4", width=1), fillcolor="#b2dfdb")
+CANDLE_DOWN = dict(line=dict(color="#ef9a9a", width=1), fillcolor="#ffcdd2")
 
 
 def default_prices_dir() -> pathlib.Path:
@@ -106,19 +115,25 @@ def _trade_markers(trades: list[backtest_pb2.Trade], symbol: str, y_entry, y_exi
     entries = go.Scatter(
         name=f"{symbol} entries", mode="markers", legendgroup=f"trades-{symbol}",
         x=[t.entry_time for t in trades], y=[y_entry(t) for t in trades],
-        marker=dict(symbol="triangle-up", size=11, color=ENTRY_COLOR, line=dict(width=1, color="white")),
+        marker=dict(symbol="triangle-up", size=12, color=ENTRY_COLOR, line=dict(width=1.5, color=MARKER_EDGE)),
         text=[f"entry {t.entry_time} @ {t.entry_price:,.2f}<br>size {t.size:,.6g}"
               + ("<br>still open" if t.status == backtest_pb2.TRADE_STATUS_OPEN else "") for t in trades],
         hovertemplate="%{text}<extra></extra>")
     closed = [t for t in trades if t.status != backtest_pb2.TRADE_STATUS_OPEN and t.exit_time]
+    links_x, links_y = [], []
+    for t in closed:  # a dotted line from each entry to its exit
+        links_x += [t.entry_time, t.exit_time, None]
+        links_y += [y_entry(t), y_exit(t), None]
+    links = go.Scatter(name=f"{symbol} entry to exit", mode="lines", legendgroup=f"trades-{symbol}", x=links_x, y=links_y,
+                       line=dict(color="#444", width=1, dash="dot"), hoverinfo="skip")
     exits = go.Scatter(
         name=f"{symbol} exits", mode="markers", legendgroup=f"trades-{symbol}",
         x=[t.exit_time for t in closed], y=[y_exit(t) for t in closed],
-        marker=dict(symbol="triangle-down", size=11, line=dict(width=1, color="white"),
+        marker=dict(symbol="triangle-down", size=12, line=dict(width=1.5, color=MARKER_EDGE),
                     color=[WIN_COLOR if t.pnl > 0 else LOSS_COLOR for t in closed]),
         text=[f"exit {t.exit_time} @ {t.exit_price:,.2f}<br>PnL {t.pnl:+,.2f} ({t.return_pct:+.2f}%)" for t in closed],
         hovertemplate="%{text}<extra></extra>")
-    return [entries, exits]
+    return [links, entries, exits]
 
 
 def build_figure(execution: execution_pb2.Execution, result: backtest_pb2.BacktestResult,
@@ -175,7 +190,7 @@ def build_figure(execution: execution_pb2.Execution, result: backtest_pb2.Backte
         fig.add_trace(go.Candlestick(
             name=f"{symbol} price", x=_times(frame.index), open=frame["open"].tolist(), high=frame["high"].tolist(),
             low=frame["low"].tolist(), close=frame["close"].tolist(), showlegend=True,
-            increasing_line_color="#26a69a", decreasing_line_color="#ef5350"), row=3 + i, col=1)
+            increasing=CANDLE_UP, decreasing=CANDLE_DOWN), row=3 + i, col=1)
     equity_at = dict(zip(eq_x, eq_y))
     trades_on: dict[str, str] = {}
     for symbol, trades in by_symbol.items():
@@ -198,6 +213,10 @@ def build_figure(execution: execution_pb2.Execution, result: backtest_pb2.Backte
     fig.update_yaxes(title_text="%", row=2, col=1)
     for i, _ in enumerate(price_symbols):
         fig.update_yaxes(title_text="price", row=3 + i, col=1)
+    fig.update_layout(updatemenus=[dict(  # the equity chart's scale
+        type="buttons", direction="right", x=1, xanchor="right", y=1.0, yanchor="bottom", showactive=True,
+        buttons=[dict(label="linear", method="relayout", args=[{"yaxis.type": "linear"}]),
+                 dict(label="log", method="relayout", args=[{"yaxis.type": "log"}])])])
     fig.update_layout(height=380 + 220 * rows, hovermode="x", template="plotly_white",
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
                       margin=dict(l=60, r=20, t=80, b=40))
@@ -243,9 +262,11 @@ def render_html(execution: execution_pb2.Execution, reply: execution_pb2.GetBack
                    for item in interpretation if isinstance(item, dict)]
     warnings = [str(w) for w in insights.get("warnings") or []]
     symbols = list(p.symbols) or [s.symbol for s in result.data]
+    reason = "exit_reason" in backtest_pb2.Trade.DESCRIPTOR.fields_by_name  # which node closed the trade
     trade_rows = [[trade_symbol(t, symbols), t.entry_time, f"{t.entry_price:,.2f}", t.exit_time or "(open)",
                    f"{t.exit_price:,.2f}", f"{t.size:,.6g}", f"{t.pnl:+,.2f}", f"{t.return_pct:+.2f}%",
-                   "open" if t.status == backtest_pb2.TRADE_STATUS_OPEN else "closed"] for t in result.trades]
+                   f"{t.fees:,.2f}", "open" if t.status == backtest_pb2.TRADE_STATUS_OPEN else "closed",
+                   *([str(getattr(t, "exit_reason"))] if reason else [])] for t in result.trades]
     placement = [f"{s}: trades marked on the {where} chart" for s, where in sorted(trades_on.items())]
     created = execution.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S UTC") if execution.HasField("created_at") else ""
     took = ""
@@ -280,9 +301,18 @@ def render_html(execution: execution_pb2.Execution, reply: execution_pb2.GetBack
                      "open trades have no exit marker.</p>")
     parts.append(fig.to_html(full_html=False, include_plotlyjs=True, div_id=FIGURE_ID,
                              config={"responsive": True, "displaylogo": False}))
+    panel_figures = report_panels.panels(result)
+    if panel_figures:
+        parts.append("<h2>Returns</h2>")
+        parts.extend(figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                                    config={"responsive": True, "displaylogo": False}) for div_id, figure in panel_figures)
+        parts.append("<h2>Five deepest drawdowns</h2>")
+        parts.append(_table(["Start", "Valley", "Recovered", "Depth", "Days under water"],
+                            report_panels.top_drawdowns(report_panels.equity_series(result), result.metrics.initial_value),
+                            "drawdowns"))
     parts.append(f"<details><summary><h2 style=\"display:inline\">Trades ({len(result.trades)})</h2></summary>")
-    parts.append(_table(["Symbol", "Entry", "Entry price", "Exit", "Exit price", "Size", "PnL", "Return", "Status"],
-                        trade_rows, "trades"))
+    parts.append(_table(["Symbol", "Entry", "Entry price", "Exit", "Exit price", "Size", "PnL", "Return", "Fees",
+                         "Status", *(["Exit reason"] if reason else [])], trade_rows, "trades"))
     parts.append("</details>")
     parts.append(f'<p class="muted">Generated by stratexec at {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC. '
                  "Self-contained: plotly.js is embedded, no network needed.</p></body></html>")
