@@ -14,7 +14,8 @@ from typing import Any
 
 from services.common import backtest_params
 from services.codegen import schema as schema_mod
-from services.codegen.grammar import RuleError, combine, num, parse_condition, parse_rule
+from services.codegen.grammar import RuleError, combine, num, parse_condition
+from services.codegen.grammar.nl import NeedsSubject, Parsed, parse_rule_in
 from services.codegen.grammar import indicators as ind
 from services.codegen.grammar.ir import AT_CLOSE, Condition, Series
 from services.common import errors
@@ -125,6 +126,7 @@ def analyze(doc: Any, params) -> Analysis:
     analysis = Analysis(params=p, condition_nodes=[], sizing=p.position_sizing, exposure=p.exposure)
     problems: list[tuple[str, str]] = []
     first_problem: dict[str, str] = {}
+    parsed = _parse_rules(doc, p.timeframe)
 
     for i, node in enumerate(doc["nodes"]):
         node_id, node_type, meta = node["id"], node["type"], node["meta"]
@@ -133,7 +135,10 @@ def analyze(doc: Any, params) -> Analysis:
             for j, text in enumerate(meta.get("rules", [])):
                 field = f"nodes[{i}].meta.rules[{j}]"
                 try:
-                    condition, notes = parse_rule(text, SIDE[node_type], p.timeframe)
+                    result = parsed[(i, j)]
+                    if isinstance(result, RuleError):
+                        raise result
+                    condition, notes = result.condition, result.warnings
                 except RuleError as exc:
                     closest = "; ".join(f'"{x}"' for x in exc.suggestions)
                     problems.append((field, f"node '{node_id}': rule \"{text}\" is not understood: {exc.reason}. "
@@ -183,6 +188,34 @@ def analyze(doc: Any, params) -> Analysis:
         )
     _interpret(analysis, doc)
     return analysis
+
+
+def _parse_rules(doc: dict, timeframe: str) -> dict[tuple[int, int], "Parsed | RuleError"]:
+    """Every written rule, parsed; a rule that names no series ("Sell when it is above 70") binds to the one
+    series the strategy's other rules compare with a level, or is rejected when there is none or several."""
+    out: dict[tuple[int, int], Parsed | RuleError] = {}
+    for i, node in enumerate(doc["nodes"]):
+        if node["type"] in SIDE:
+            for j, text in enumerate(node["meta"].get("rules", [])):
+                try:
+                    out[(i, j)] = parse_rule_in(text, SIDE[node["type"]], timeframe)
+                except RuleError as exc:
+                    out[(i, j)] = exc
+    subjects = {r.subject.key: r.subject for r in out.values() if isinstance(r, Parsed) and r.subject is not None}
+    for (i, j), result in out.items():
+        if not isinstance(result, NeedsSubject):
+            continue
+        node = doc["nodes"][i]
+        text = node["meta"]["rules"][j]
+        if len(subjects) == 1:
+            try:
+                out[(i, j)] = parse_rule_in(text, SIDE[node["type"]], timeframe, next(iter(subjects.values())))
+            except RuleError as exc:
+                out[(i, j)] = exc
+        elif subjects:
+            names = ", ".join(sorted(s.label for s in subjects.values()))
+            result.reason += f"; the strategy's other rules name several series ({names}), so it cannot be bound to one"
+    return out
 
 
 def _stop_conflicts(a: Analysis, doc: dict) -> list[tuple[str, str]]:

@@ -72,6 +72,28 @@ class Context:
     timeframe: str = "1d"
     rule: str = ""
     warnings: list[str] = dataclasses.field(default_factory=list)
+    subject: "Subject | None" = None  # the series "it" (or an omitted subject) binds to, from the strategy's other rules
+    level_subject: "Tok | None" = None  # the series this rule compares with a number, offered to the others
+
+
+class NeedsSubject(RuleError):
+    """ "Sell when it is above 70": a level compared with no named series."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Subject:
+    """A series another rule of the strategy names (its token), to bind a pronoun to."""
+
+    tok: "Tok"
+    label: str
+    key: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Parsed:
+    condition: Condition
+    warnings: list[str]
+    subject: Subject | None  # the non-price series this rule compares with a level, if any
 
 
 # ---------------------------------------------------------------- step 1
@@ -545,8 +567,26 @@ class Matcher:
         if a.kind == b.kind == "field" and a.source == b.source and a.lag == b.lag:
             raise RuleError(f"compares {a.text or 'the price'} with itself")
 
+    def level_subject(self, a_ref: str | None, level: str) -> Tok:
+        """The series compared with a number: named, or bound from the strategy's other rules, never silently the price."""
+        if a_ref is not None:
+            a = self.tok(a_ref)
+            if not (a.kind == "field" and a.source == "close"):
+                self.ctx.level_subject = a
+            return a
+        if self.ctx.subject is None:
+            raise NeedsSubject(
+                f"it does not say what is compared with {level} ('it' or a missing subject would be read as the price); "
+                f"name the series, such as 'RSI is above {level}'"
+            )
+        bound = self.ctx.subject
+        self.ctx.warnings.append(
+            f"rule \"{self.ctx.rule}\" names no series before {level}: read as {bound.label}, the series the strategy's other rules compare with a level"
+        )
+        return dataclasses.replace(bound.tok)
+
     def pair(self, a_ref: str | None, b: str, k: str | None = None) -> tuple[Tok, Operand, Operand]:
-        a = self.tok(a_ref)
+        a = self.tok(a_ref) if b.startswith("#") else self.level_subject(a_ref, b)
         if b.startswith("#"):
             bt = self.tok(b)
             self.check_dims(a, bt)
@@ -602,7 +642,7 @@ def _build_no_direction(m: Matcher, g: dict) -> Condition:
 
 
 def _build_between(m: Matcher, g: dict) -> Condition:
-    a = m.tok(g.get("a"))
+    a = m.level_subject(g.get("a"), g["lo"])
     low, high = sorted((m.value(g["lo"], a), m.value(g["hi"], a)), key=lambda v: v.const)
     op = m.operand(a)
     return Combined("all", (Compare(op, ">=", low), Compare(op, "<=", high)))
@@ -866,10 +906,16 @@ def _match(sentence: str, matcher: Matcher) -> Condition | None:
 def parse_rule(rule: str, side: str, timeframe: str = "1d") -> tuple[Condition, list[str]]:
     """The condition a rule means, and warnings about how it was read.
 
-    Raises RuleError (with the closest supported phrasing) when the rule is
+    Raises RuleError (with the closest supported phrasings) when the rule is
     not understood exactly.
     """
-    ctx = Context(side=side, timeframe=timeframe, rule=rule)
+    parsed = parse_rule_in(rule, side, timeframe)
+    return parsed.condition, parsed.warnings
+
+
+def parse_rule_in(rule: str, side: str, timeframe: str = "1d", subject: Subject | None = None) -> Parsed:
+    """Like parse_rule, with the series a pronoun binds to (from the strategy's other rules)."""
+    ctx = Context(side=side, timeframe=timeframe, rule=rule, subject=subject)
     try:
         text = _basic(rule)
         if not text:
@@ -898,7 +944,12 @@ def parse_rule(rule: str, side: str, timeframe: str = "1d") -> tuple[Condition, 
         exc.suggestions = ([exc.suggestion] if exc.suggestion else []) + near[: 3 - bool(exc.suggestion)]
         exc.suggestion = exc.suggestions[0]
         raise
-    return condition, ctx.warnings
+    level = ctx.level_subject
+    found = None
+    if level is not None:
+        series = _series(level)
+        found = Subject(level, series.label, series.key)
+    return Parsed(condition, ctx.warnings, found)
 
 
 WITHIN = re.compile(
@@ -952,4 +1003,4 @@ def _untokenize(sentence: str, toks: list[Tok]) -> str:
     return re.sub(r"#t(\d+)", lambda m: toks[int(m.group(1))].text or "price", sentence)
 
 
-__all__ = ["parse_rule", "RuleError"]
+__all__ = ["parse_rule", "parse_rule_in", "NeedsSubject", "Parsed", "Subject", "RuleError"]
