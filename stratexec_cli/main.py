@@ -1,6 +1,7 @@
 """stratexec: the command-line client of the orchestrator.
 
     stratexec run strategy.json --symbols BTC --start 2024-01-01 --end 2024-12-31 --watch
+    stratexec explain strategy.json [--codegen ADDR]   (every rule as a formula, before anything runs)
     stratexec status|code|results|watch|cancel ID
     stratexec list [--page-size N] [--page-token TOKEN]
     stratexec report ID [--html FILE]     (default FILE: report-<ID>.html)
@@ -208,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_param_flags(run)
     run.add_argument("--request-id", help="idempotency key (default: a new one)")
     run.add_argument("--watch", action="store_true", help="follow the execution, then show its results")
+    explainer = sub.add_parser("explain", parents=[common], help="print every rule's interpretation as a formula, before anything runs",
+                               description="Analyse a strategy file (in this process, or with --codegen ADDR by the "
+                                           "running CodegenService) and print each rule's formula and meaning.")
+    explainer.add_argument("strategy", help="strategy JSON file")
+    add_param_flags(explainer)
+    explainer.add_argument("--codegen", metavar="ADDR", help="ask the CodegenService at ADDR instead of analysing locally")
     helps = {"status": "show an execution's status", "code": "print the generated script",
              "results": "print the backtest metrics", "watch": "follow an execution's events until it ends",
              "cancel": "stop a queued or running execution"}
@@ -257,6 +264,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(client: Client, args) -> int:
+    if args.command == "explain":
+        from stratexec_cli import explain
+
+        try:
+            analysis = explain.analyze(load_schema(args.strategy), _params(args), args.codegen)
+        except (StrategyFileError, explain.ExplainError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(explain.as_json(analysis) if args.json else explain.render(analysis))
+        return 0
     if args.command == "run":
         try:
             schema = load_schema(args.strategy)

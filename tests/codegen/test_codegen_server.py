@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import pathlib
 
 import grpc
 import pytest
@@ -119,3 +120,52 @@ def test_structured_conditions_over_grpc_match_in_process_generation(codegen_stu
     assert reply.code == emit.emit(compiler.analyze(doc, None))
     assert reply.analysis.rules[0].formula.startswith("SMA(close, 20) crosses above SMA(close, 50)")
     assert reply.analysis.rules[1].rule == "max_bars: 10"
+
+
+EXPLAINED = {"nodes": [
+    {"id": "entry", "type": "entry_condition", "meta": {"rules": ["Buy when RSI is under 30"]}},
+    {"id": "exit", "type": "exit_condition", "meta": {"rules": ["Sell when it goes back over 70"]}},
+]}
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["in-process", "through-codegen"])
+def test_explain_prints_every_rule_as_a_formula(codegen_server, tmp_path, capsys, remote):
+    import json as json_mod
+
+    from stratexec_cli.main import main
+
+    path = tmp_path / "strategy.json"
+    path.write_text(json_mod.dumps(EXPLAINED))
+    argv = ["explain", str(path)] + (["--codegen", codegen_server.address] if remote else [])
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "formula: RSI(close, 14) < 30, evaluated at bar close" in out
+    assert "formula: RSI(close, 14) crosses above 70: RSI(close, 14)[t] > 70 and RSI(close, 14)[t-1] <= 70" in out
+    assert 'warning: node \'exit\': rule "Sell when it goes back over 70" names no series before 70: read as RSI(close, 14)' in out
+
+
+def test_explain_of_a_rule_not_understood_names_it_with_three_phrasings(tmp_path, capsys):
+    import json as json_mod
+
+    from stratexec_cli.main import main
+
+    path = tmp_path / "strategy.json"
+    path.write_text(json_mod.dumps({"nodes": [{"id": "e", "type": "entry_condition", "meta": {"rules": ["Buy when the Fed cuts"]}}]}))
+    assert main(["explain", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "rule \"Buy when the Fed cuts\" is not understood" in err and err.count('"; "') == 2
+
+
+def test_analyze_strategy_through_grpcurl_prints_the_formulas(codegen_server):
+    import json as json_mod
+    import subprocess
+    import sys
+
+    grpcurl = str(pathlib.Path(sys.executable).parent / "grpcurl")
+    body = json_mod.dumps({"schema": EXPLAINED})
+    out = subprocess.run([grpcurl, "-plaintext", "-d", body, codegen_server.address,
+                          "stratexec.codegen.v1.CodegenService/AnalyzeStrategy"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    formulas = [r["formula"] for r in json_mod.loads(out)["analysis"]["rules"]]
+    assert formulas[0] == "RSI(close, 14) < 30, evaluated at bar close"
+    assert formulas[1].startswith("RSI(close, 14) crosses above 70")
