@@ -33,25 +33,16 @@ def _params(request):
     return request.params if request.HasField("params") else None
 
 
-def _trace(context) -> None:
-    """Logs carry the execution id when the caller sends it as x-execution-id metadata."""
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-execution-id":
-            logs.execution_id_var.set(str(value)[:64])
-
-
 class CodegenServicer(codegen_pb2_grpc.CodegenServiceServicer):
     def __init__(self, logger: logging.Logger | None = None):
         self.logger = logger or logging.getLogger("codegen")
 
     async def AnalyzeStrategy(self, request, context):
-        _trace(context)
         analysis = compiler.analyze(_schema(request), _params(request))
         logs.log(self.logger, logging.INFO, "analyzed", rules=len(analysis.rules), symbols=list(analysis.params.symbols))
         return codegen_pb2.AnalyzeStrategyResponse(analysis=analysis.to_proto())
 
     async def GenerateCode(self, request, context):
-        _trace(context)
         analysis = compiler.analyze(_schema(request), _params(request))
         code = emit.emit(analysis)
         digest = emit.sha256(code)
@@ -59,7 +50,6 @@ class CodegenServicer(codegen_pb2_grpc.CodegenServiceServicer):
         return codegen_pb2.GenerateCodeResponse(code=code, sha256=digest, analysis=analysis.to_proto())
 
     async def ValidateCode(self, request, context):
-        _trace(context)
         if len(request.code.encode("utf-8")) > MAX_CODE_BYTES:
             raise errors.invalid_argument("code is too large", [("code", f"more than {MAX_CODE_BYTES} bytes")], reason="CODE_TOO_LARGE")
         found = code_policy.check_code(request.code)

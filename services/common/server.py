@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common import errors
 from services.common.logs import log
+from services.common.tracing import ExecutionIdServerInterceptor
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
@@ -133,7 +134,7 @@ async def serve(
     accepting calls, lets running calls finish for ``grace_seconds``, then
     runs ``on_stop``.
     """
-    interceptors: list[grpc.aio.ServerInterceptor] = [ApiErrorInterceptor(logger)]
+    interceptors: list[grpc.aio.ServerInterceptor] = [ExecutionIdServerInterceptor(), ApiErrorInterceptor(logger)]
     internal_token = os.environ.get(INTERNAL_TOKEN_ENV, "")
     if spec.internal and internal_token:
         interceptors.insert(0, InternalTokenInterceptor(internal_token))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import grpc
 
@@ -19,17 +20,35 @@ def _unavailable(service: str, exc: grpc.RpcError) -> errors.ApiError:
                            reason=f"{service.upper()}_UNAVAILABLE")
 
 
-async def analyze(clients: ServiceClients, schema, params: backtest_pb2.BacktestParams) -> codegen_pb2.StrategyAnalysis:
-    """Check that a schema compiles; pass codegen's INVALID_ARGUMENT on as it is."""
-    request = codegen_pb2.AnalyzeStrategyRequest(schema=schema, params=params)
+async def _codegen(clients: ServiceClients, method, request):
+    """A codegen call; its INVALID_ARGUMENT passed on as it is, anything else UNAVAILABLE."""
     try:
-        reply = await asyncio.to_thread(clients.call, clients.codegen.AnalyzeStrategy, request)
+        return await asyncio.to_thread(clients.call, method, request)
     except grpc.RpcError as exc:
         status = errors.status_from_rpc_error(exc)
         if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
             raise errors.ApiError.from_status(status) from None
         raise _unavailable("codegen", exc) from None
-    return reply.analysis
+
+
+async def analyze(clients: ServiceClients, schema, params: backtest_pb2.BacktestParams) -> codegen_pb2.StrategyAnalysis:
+    """Check that a schema compiles (a strategy stored without running it)."""
+    request = codegen_pb2.AnalyzeStrategyRequest(schema=schema, params=params)
+    return (await _codegen(clients, clients.codegen.AnalyzeStrategy, request)).analysis
+
+
+async def compile_strategy(clients: ServiceClients, schema,
+                           params: backtest_pb2.BacktestParams) -> codegen_pb2.GenerateCodeResponse:
+    """The one compilation of an execution: its analysis and its code, with the code's sha256.
+
+    Stored on the execution at submit; the crew's analyze and generate tools read it
+    instead of compiling again."""
+    request = codegen_pb2.GenerateCodeRequest(schema=schema, params=params)
+    reply = await _codegen(clients, clients.codegen.GenerateCode, request)
+    if hashlib.sha256(reply.code.encode()).hexdigest() != reply.sha256:
+        raise errors.ApiError(grpc.StatusCode.INTERNAL, "codegen returned code whose sha256 does not match",
+                              reason="CODE_DIGEST_MISMATCH")
+    return reply
 
 
 async def check_data(clients: ServiceClients, params: backtest_pb2.BacktestParams) -> None:

@@ -8,6 +8,7 @@ import time
 
 import grpc
 
+from services.common.tracing import traced_channel
 from services.orchestrator.config import OrchestratorConfig
 from stratexec.codegen.v1 import codegen_pb2_grpc
 from stratexec.memory.v1 import memory_pb2_grpc
@@ -29,9 +30,10 @@ class ServiceClients:
         self.config = config
         self._channels = [grpc.insecure_channel(a, options=CHANNEL_OPTIONS)
                           for a in (config.codegen_addr, config.sandbox_addr, config.memory_addr)]
-        self.codegen = codegen_pb2_grpc.CodegenServiceStub(self._channels[0])
-        self.sandbox = sandbox_pb2_grpc.SandboxServiceStub(self._channels[1])
-        self.memory = memory_pb2_grpc.MemoryServiceStub(self._channels[2])
+        codegen, sandbox, memory = (traced_channel(c) for c in self._channels)  # x-execution-id on every call
+        self.codegen = codegen_pb2_grpc.CodegenServiceStub(codegen)
+        self.sandbox = sandbox_pb2_grpc.SandboxServiceStub(sandbox)
+        self.memory = memory_pb2_grpc.MemoryServiceStub(memory)
         self.metadata = (("authorization", f"Bearer {config.internal_token}"),) if config.internal_token else ()
 
     def call(self, method, request, *, timeout: float | None = None, cancel: threading.Event | None = None):

@@ -14,7 +14,7 @@ from services.orchestrator.db.models import utcnow
 from services.orchestrator.db.repository import Repository
 from services.orchestrator.identity import Identity
 from services.orchestrator.events import EventLog
-from services.orchestrator.checks import analyze, check_data
+from services.orchestrator.checks import check_data, compile_strategy
 from services.orchestrator.strategy_service import page_size
 from services.orchestrator.worker import Runner
 from stratexec.backtest.v1 import backtest_pb2
@@ -79,7 +79,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             schema = convert.struct(strategy.schema_json)
         else:
             schema = request.schema
-        analysis = await analyze(self.clients, schema, params)  # bad rules fail here, before anything is stored
+        compiled = await compile_strategy(self.clients, schema, params)  # bad rules fail here, before anything is stored
+        analysis = compiled.analysis
         await check_data(self.clients, params)  # and unknown symbols or dates outside the data
         if new_strategy is None and not request.strategy_id:
             new_strategy = (analysis.summary[:256] or "strategy", convert.struct_to_dict(schema))
@@ -93,7 +94,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
 
         row, created = await asyncio.to_thread(
             self.repo.create_execution, user, params.SerializeToString(), request.request_id,
-            request.strategy_id or None, new_strategy, first_event,
+            request.strategy_id or None, new_strategy, first_event, compiled.SerializeToString(),
         )
         if created:
             self.events.notifier.notify_threadsafe(row.id)

@@ -41,6 +41,7 @@ from services.orchestrator.db.repository import LeaseLost, Repository
 from services.orchestrator.events import EventLog
 from services.orchestrator.leases import LeaseKeeper
 from stratexec.backtest.v1 import backtest_pb2
+from stratexec.codegen.v1 import codegen_pb2
 
 logger = logging.getLogger("orchestrator.worker")
 POLL_SECONDS = 2.0  # idle workers look for queued work at least this often
@@ -161,6 +162,7 @@ class Runner:
             params=backtest_pb2.BacktestParams.FromString(row.params_pb), clients=self.clients,
             events=self.events.for_lease(row.lease_token),
             save_code=functools.partial(self.repo.save_code, lease=row.lease_token), lease=row.lease_token,
+            compiled=codegen_pb2.GenerateCodeResponse.FromString(row.compiled_pb) if row.compiled_pb else None,
         )
         if row.cancel_requested:
             ctx.cancel.set()

@@ -32,6 +32,8 @@ class ExecutionContext:
     lease: str | None = None  # this attempt's lease token (every write presents it)
     lease_lost: bool = False  # another replica took the execution over: stop, write nothing more
     status: str = "ANALYZING"
+    # The compilation made at submit (analysis, code, sha256); the tools read it instead of compiling again.
+    compiled: codegen_pb2.GenerateCodeResponse | None = None
     analysis: codegen_pb2.StrategyAnalysis | None = None
     code: str = ""
     code_sha256: str = ""

@@ -108,17 +108,28 @@ def _analysis_summary(analysis: codegen_pb2.StrategyAnalysis) -> dict:
     }
 
 
+def _compiled(ctx: ExecutionContext) -> codegen_pb2.GenerateCodeResponse:
+    """The execution's compilation: the one made at submit, or (for an execution submitted
+    before submit compiled) codegen.GenerateCode, once."""
+    if ctx.compiled is None:
+        req = codegen_pb2.GenerateCodeRequest(schema=struct(ctx.schema), params=ctx.params)
+        ctx.compiled = ctx.clients.call(ctx.clients.codegen.GenerateCode, req, cancel=ctx.cancel)
+    if hashlib.sha256(ctx.compiled.code.encode()).hexdigest() != ctx.compiled.sha256:
+        raise ValueError("the compiled code's sha256 does not match")
+    return ctx.compiled
+
+
 class AnalyzeStrategyTool(ContextTool):
     name: str = "analyze_strategy"
-    description: str = "Interpret every rule of the strategy (codegen.AnalyzeStrategy): formulas, indicators, warnings."
+    description: str = ("Interpret every rule of the strategy (codegen's analysis, made once at submit): formulas, "
+                        "indicators, warnings.")
     args_schema: type[BaseModel] = NoArgs
     service_name: str = "codegen"
 
     def _run(self) -> str:
         def body():
             ctx = self.ctx
-            req = codegen_pb2.AnalyzeStrategyRequest(schema=struct(ctx.schema), params=ctx.params)
-            ctx.analysis = ctx.clients.call(ctx.clients.codegen.AnalyzeStrategy, req, cancel=ctx.cancel).analysis
+            ctx.analysis = _compiled(ctx).analysis
             return _analysis_summary(ctx.analysis)
 
         return self.run_step(body)
@@ -199,17 +210,15 @@ class TemplatesTool(ContextTool):
 
 class GenerateCodeTool(ContextTool):
     name: str = "generate_vectorbt_code"
-    description: str = "Compile the strategy into a standalone VectorBT script (codegen.GenerateCode)."
+    description: str = ("Compile the strategy into a standalone VectorBT script (codegen.GenerateCode, compiled once "
+                        "at submit and stored on the execution by sha256).")
     args_schema: type[BaseModel] = NoArgs
     service_name: str = "codegen"
 
     def _run(self) -> str:
         def body():
             ctx = self.ctx
-            req = codegen_pb2.GenerateCodeRequest(schema=struct(ctx.schema), params=ctx.params)
-            reply = ctx.clients.call(ctx.clients.codegen.GenerateCode, req, cancel=ctx.cancel)
-            if hashlib.sha256(reply.code.encode()).hexdigest() != reply.sha256:
-                raise ValueError("codegen returned code whose sha256 does not match")
+            reply = _compiled(ctx)
             ctx.code, ctx.code_sha256 = reply.code, reply.sha256
             ctx.compiled_code, ctx.compiled_sha256 = reply.code, reply.sha256
             if ctx.code_source == "proposed":  # compiled again after a proposal was accepted: the compiled script runs

@@ -41,6 +41,8 @@ class StrategyExecution(Base):
     params_pb: Mapped[bytes] = mapped_column(LargeBinary)  # stratexec.backtest.v1.BacktestParams
     generated_code: Mapped[str | None] = mapped_column(Text, nullable=True)
     code_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The one compilation, made at submit: stratexec.codegen.v1.GenerateCodeResponse (analysis, code, sha256).
+    compiled_pb: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     execution_logs: Mapped[list] = mapped_column(JSON, default=list)  # snapshot at the terminal status
     backtest_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -117,8 +117,10 @@ class Repository:
         strategy_id: str | None,
         new_strategy: tuple[str, dict] | None,
         first_event: Callable[[StrategyExecution, int], tuple[str, str, str, bytes]],
+        compiled_pb: bytes | None = None,
     ) -> tuple[StrategyExecution, bool]:
-        """Insert the execution (and an inline strategy) with its QUEUED event.
+        """Insert the execution (and an inline strategy) with its QUEUED event and
+        its compilation (a codegen GenerateCodeResponse, made once at submit).
 
         Returns (execution, created). A request_id seen before returns the
         existing execution and stores nothing.
@@ -142,6 +144,7 @@ class Repository:
                     request_id=request_id or None,
                     status="QUEUED",
                     params_pb=params_pb,
+                    compiled_pb=compiled_pb,
                     execution_logs=[],
                     agent_insights={},
                     attempts=0,
