@@ -28,7 +28,10 @@ def main() -> int:
     except ClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print("\nMetrics")
+    print()
+    for line in render.analysis_lines(client.get(execution.id)):
+        print(line)
+    print("Metrics")
     print(render.metrics_table(reply.result))
     venv_bin = pathlib.Path(sys.executable).parent
     eid = execution.id

@@ -132,7 +132,13 @@ def _isatty(out) -> bool:
 
 def show_results(client: Client, execution_id: str, as_json: bool, one_line: bool = False) -> None:
     reply = client.results(execution_id)
-    print(_json(reply, one_line) if as_json else render.metrics_table(reply.result))
+    if as_json:
+        print(_json(reply, one_line))
+        return
+    for line in render.analysis_lines(client.get(execution_id)):
+        print(line)
+    print("Metrics")
+    print(render.metrics_table(reply.result))
 
 
 def _finished(client: Client, execution_id: str, status: str, as_json: bool) -> int:
@@ -296,8 +302,12 @@ def _dispatch(client: Client, args) -> int:
         return _finished(client, execution.id, status, args.json)
     if args.command == "status":
         execution = client.get(args.execution_id)
-        print(_json(execution) if args.json else f"{execution.id}  {render.status_name(execution.status)}  "
-              f"{execution.error_message}".rstrip())
+        if args.json:
+            print(_json(execution))
+        else:
+            print(f"{execution.id}  {render.status_name(execution.status)}  {execution.error_message}".rstrip())
+            for line in render.analysis_lines(execution):
+                print(line)
     elif args.command == "code":
         reply = client.code(args.execution_id)
         print(_json(reply) if args.json else reply.code, end="" if not args.json else "\n")

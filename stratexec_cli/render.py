@@ -1,6 +1,8 @@
 """How the command line shows executions, events and results."""
 from __future__ import annotations
 
+from google.protobuf import json_format
+
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2
 
@@ -110,3 +112,20 @@ def executions_table(executions) -> str:
         rows.append([e.id, status_name(e.status), created, elapsed, ",".join(e.params.symbols),
                      f"{e.params.start_date}..{e.params.end_date}", e.params.timeframe])
     return table(["ID", "STATUS", "CREATED (UTC)", "TOOK", "SYMBOLS", "RANGE", "TF"], rows)
+
+
+def analysis_lines(execution: execution_pb2.Execution) -> list[str]:
+    """How every rule was read (its formula), then every warning: what a person checks before trusting a number."""
+    insights = json_format.MessageToDict(execution.agent_insights) if execution.HasField("agent_insights") else {}
+    lines = []
+    rules = [item for item in insights.get("interpretation") or [] if isinstance(item, dict)]
+    if rules:
+        width = max(len(str(item.get("node_id", ""))) for item in rules)
+        lines.append("Interpretation")
+        lines += [f"  {str(item.get('node_id', '')):<{width}}  {item.get('formula') or item.get('interpretation', '')}"
+                  for item in rules]
+    warnings = [str(w) for w in insights.get("warnings") or []]
+    if warnings:
+        lines.append("Warnings")
+        lines += [f"  ! {w}" for w in warnings]
+    return lines

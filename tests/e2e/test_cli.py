@@ -91,6 +91,7 @@ def test_run_watch_prints_the_statuses_in_order_then_the_metrics(orchestrator_ad
     assert f"Total return      {result.metrics.total_return:,.2f}%" in table
     assert re.search(rf"Trades \(closed\)\s+{result.metrics.trades}\n", table)
     assert "bundled" in table  # the data provenance line
+    assert "Interpretation\n  entry  close <= 0.95 * SMA(close, 20), evaluated at bar close" in proc.stdout
     assert client.get(execution_id).status == execution_pb2.EXECUTION_STATUS_COMPLETED
 
 
@@ -130,11 +131,15 @@ def test_json_status_parses(orchestrator_addr, finished_example, where):
     assert [item["node_id"] for item in doc["agent_insights"]["interpretation"]] == [n["id"] for n in EXAMPLE["nodes"]]
 
 
-def test_plain_status_is_one_line(orchestrator_addr, finished_example):
+def test_plain_status_is_the_status_then_how_each_rule_was_read(orchestrator_addr, finished_example):
     execution_id, _ = finished_example
     proc = cli(orchestrator_addr, "status", execution_id)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == [execution_id, "completed"]
+    first, heading, *rules = proc.stdout.splitlines()
+    assert first.split() == [execution_id, "completed"]
+    assert heading == "Interpretation"
+    assert [line.split()[0] for line in rules] == [n["id"] for n in EXAMPLE["nodes"]]
+    assert "close <= 0.95 * SMA(close, 20)" in rules[0]
 
 
 def test_code_prints_the_generated_script(orchestrator_addr, client, finished_example):
@@ -451,7 +456,8 @@ def test_live_status_line_on_a_terminal(orchestrator_addr, client):
     execution_id = re.fullmatch(r"execution ([0-9a-f-]{36})", lines[0]).group(1)
     status_lines = [(i, m.group(1)) for i, line in enumerate(lines) if (m := re.match(r"\d\d:\d\d:\d\d  (\w+)\s+\d", line))]
     assert [name for _, name in status_lines] == STAGES
-    assert lines[status_lines[-1][0] + 1].strip().startswith("Total return")
+    after = [line.strip() for line in lines[status_lines[-1][0] + 1:]]
+    assert after[0] == "Interpretation" and after[after.index("Metrics") + 1].startswith("Total return")
     assert not any(line[0] in "|/-\\" for line in lines)
     assert client.get(execution_id).status == execution_pb2.EXECUTION_STATUS_COMPLETED
 
@@ -466,3 +472,17 @@ def test_run_help_gives_every_parameter_with_its_unit_and_default():
         flag = {"start_date": "--start", "end_date": "--end"}.get(name, "--" + name.replace("_", "-"))
         assert flag in proc.stdout and text in proc.stdout, (flag, text)
     assert "--fees FEES           a fraction of the order value (0.001 = 0.1%): [0, 1) (default 0.001)" in proc.stdout
+
+
+def test_warnings_are_printed_with_the_interpretation():
+    from google.protobuf import struct_pb2
+
+    from stratexec_cli import render
+
+    insights = struct_pb2.Struct()
+    insights.update({"interpretation": [{"node_id": "exit", "formula": "RSI(close, 14) > 70"}],
+                     "warnings": ["the exit can never fire: RSI(14) never rose above 70 in the data"]})
+    execution = execution_pb2.Execution(agent_insights=insights)
+    assert render.analysis_lines(execution) == [
+        "Interpretation", "  exit  RSI(close, 14) > 70",
+        "Warnings", "  ! the exit can never fire: RSI(14) never rose above 70 in the data"]
