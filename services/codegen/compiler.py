@@ -21,6 +21,7 @@ from services.codegen.grammar.ir import AT_CLOSE, Condition, Series
 from services.common import errors
 from stratexec.codegen.v1 import codegen_pb2
 
+EXECUTION_RULE = "execution_rule"  # RuleInfo.node_type of the backtest-wide rules (node_id: the params field)
 SIDE = {"entry_condition": "entry", "exit_condition": "exit", "filter": "filter"}
 ACTION = {"entry_condition": "Enter when", "exit_condition": "Exit when", "filter": "Only enter when"}
 
@@ -177,7 +178,6 @@ def analyze(doc: Any, params) -> Analysis:
             analysis.sizing = meta.get("method", analysis.sizing)
             analysis.exposure = float(meta.get("exposure", analysis.exposure))
 
-    problems.extend(_stop_conflicts(analysis, doc))
     if problems:
         count = len(problems)
         raise errors.invalid_argument(
@@ -218,27 +218,12 @@ def _parse_rules(doc: dict, timeframe: str) -> dict[tuple[int, int], "Parsed | R
     return out
 
 
-def _stop_conflicts(a: Analysis, doc: dict) -> list[tuple[str, str]]:
-    """vectorbt has one stop-loss slot; a fixed and a trailing stop share it only when that is exact."""
-    if a.stop_loss is None or a.trailing_stop is None:
-        return []
-    index = next(i for i, n in enumerate(doc["nodes"]) if n["id"] == a.trailing_stop.node_id)
-    sl, ts = a.stop_loss, a.trailing_stop
-    if sl.pct is not None and ts.pct is not None and ts.pct <= sl.pct:
-        return []  # the trailing level never sits below the fixed one: the fixed stop can never fire first
-    return [(
-        f"nodes[{index}].meta",
-        f"node '{ts.node_id}': a trailing stop together with the stop loss of node '{sl.node_id}' is supported only when "
-        f"both are percentages and the trailing stop is not wider than the stop loss (then the stop loss can never fire first)",
-    )]
-
-
 def _stop_words(stop: Stop) -> tuple[str, str, str]:
     """(rule, interpretation, formula) of a stop node."""
     if stop.node_type == "take_profit":
         return (
             f"target_pct: {num(stop.pct)}",
-            f"Take profit: exit when the price reaches {num(stop.pct)}% above the entry price (the entry bar's close), "
+            f"Take profit: exit when the price reaches {num(stop.pct)}% above the entry price, "
             f"checked intrabar on each later bar's high; the exit fills at that level (at the open when the bar opens "
             f"above it), less slippage.",
             f"exit when high >= entry_close * {num(1 + stop.pct / 100)}",
@@ -247,9 +232,9 @@ def _stop_words(stop: Stop) -> tuple[str, str, str]:
         if stop.pct is not None:
             return (
                 f"stop_pct: {num(stop.pct)}",
-                f"Stop loss: exit when the price falls {num(stop.pct)}% below the entry price (the entry bar's close), "
+                f"Stop loss: exit when the price falls {num(stop.pct)}% below the entry price, "
                 f"checked intrabar on each later bar's low; the exit fills at that level (at the open when the bar opens "
-                f"below it), less slippage. When a bar reaches both the stop and the target, the stop is assumed first.",
+                f"below it), less slippage.",
                 f"exit when low <= entry_close * {num(1 - stop.pct / 100)}",
             )
         return (
@@ -263,7 +248,7 @@ def _stop_words(stop: Stop) -> tuple[str, str, str]:
         return (
             f"trail_pct: {num(stop.pct)}",
             f"Trailing stop: exit when the price falls {num(stop.pct)}% below the highest price since the entry "
-            f"(the entry bar's close, then the high of each completed bar), checked intrabar on the low; the exit "
+            f"(the entry price, then the high of each completed bar), checked intrabar on the low; the exit "
             f"fills at that level (at the open when the bar opens below it), less slippage.",
             f"exit when low[t] <= max(entry_close, high[entry+1..t-1]) * {num(1 - stop.pct / 100)}",
         )
@@ -323,9 +308,57 @@ def _interpret(a: Analysis, doc: dict) -> None:
         elif ntype == "position_sizing":
             a.rules.append(RuleInfo(nid, ntype, json.dumps(node["meta"], sort_keys=True), _sizing_words(a), _sizing_formula(a)))
 
+    a.rules.extend(_execution_rules(a))
     a.indicators = list(seen)
     _warn(a, longest)
     a.summary = _summary(a)
+
+
+def _execution_rules(a: Analysis) -> list[RuleInfo]:
+    """The backtest-wide execution rules, each with its params field, stated in every analysis."""
+    p = a.params
+    fill = {
+        "close": ("An entry or exit signal fills at the close of its signal bar (plus slippage); the entry price is that close.",
+                  "fill[t] = close[t] for a signal at t"),
+        "next_open": ("An entry or exit signal fills at the open of the next bar (plus slippage); the entry price is that open. "
+                      "A signal on the last bar does not fill.",
+                      "fill[t+1] = open[t+1] for a signal at t"),
+    }[p.fill_at]
+    order = {
+        "stop_first": ("When a bar reaches both the stop and the target without opening past either, the stop is assumed "
+                       "to come first.", "low <= stop and high >= target -> exit at stop"),
+        "target_first": ("When a bar reaches both the stop and the target without opening past either, the target is "
+                         "assumed to come first.", "low <= stop and high >= target -> exit at target"),
+    }[p.stop_target_order]
+    reentry = {
+        "skip": ("An entry signal whose fill would fall on the bar of an exit (one order per bar) is dropped and counted "
+                 "in skipped_signals with reason exit_bar; the next entry needs a signal on a later bar.",
+                 "entry[t] ignored when an exit fills at t"),
+        "next_bar": ("An entry signal whose fill would fall on the bar of an exit is carried to the next bar and fills "
+                     "there (at its close or open per fill_at), even when the entry condition no longer holds then.",
+                     "entry[t] with an exit at t -> fill at t+1"),
+    }[p.reentry]
+    rules = [
+        RuleInfo("fill_at", EXECUTION_RULE, f"fill_at: {p.fill_at}", "Fill timing: " + fill[0], fill[1]),
+        RuleInfo("stop_target_order", EXECUTION_RULE, f"stop_target_order: {p.stop_target_order}",
+                 "Same-bar stop and target: " + order[0] + " A bar that opens past a stop or target exits at its open "
+                 "(gaps fill at the open), less slippage. Stops and targets are checked from the bar after the entry fill.",
+                 order[1] + "; open past a level -> exit at open"),
+        RuleInfo("reentry", EXECUTION_RULE, f"reentry: {p.reentry}", "Re-entry after an exit: " + reentry[0], reentry[1]),
+        RuleInfo("exit_reason", EXECUTION_RULE, "exit reasons",
+                 "Each trade records what closed it: tp, sl, trail, time_exit, the id of the exit node whose rule fired, "
+                 "or end_of_data for a trade still open at the last bar. An open trade is valued at the last close: its "
+                 "PnL (open_trades_pnl) is in the equity, total return and final value, not in the trade count or win rate.",
+                 "exit_reason in {tp, sl, trail, time_exit, <exit node id>, end_of_data}"),
+    ]
+    if a.stop_loss is not None and a.trailing_stop is not None:
+        rules.append(RuleInfo(
+            a.trailing_stop.node_id, EXECUTION_RULE, "stop_loss + trailing_stop",
+            f"Stop loss (node '{a.stop_loss.node_id}') and trailing stop (node '{a.trailing_stop.node_id}') are both live: "
+            f"on each bar the effective stop is the higher of the two levels; the exit reason names the one that fired.",
+            "stop[t] = max(stop_loss_level, trailing_level[t])",
+        ))
+    return rules
 
 
 def _sizing_words(a: Analysis) -> str:
@@ -355,11 +388,6 @@ def _warn(a: Analysis, longest: tuple[int, str]) -> None:
     tp, sl = a.take_profit, a.stop_loss
     if tp is not None and sl is not None and sl.pct is not None and sl.pct > tp.pct:
         a.warnings.append(f"the stop loss ({num(sl.pct)}%) is wider than the take profit ({num(tp.pct)}%)")
-    if a.stop_loss is not None and a.trailing_stop is not None:
-        a.warnings.append(
-            f"the trailing stop ({num(a.trailing_stop.pct)}%) is never wider than the stop loss ({num(a.stop_loss.pct)}%), "
-            f"so the stop loss can never fire first: only the trailing stop is set"
-        )
     if not (a.nodes_of("exit_condition") or tp or sl or a.trailing_stop or a.time_exit):
         a.warnings.append("nothing closes a position (no exit_condition, take_profit, stop_loss, trailing_stop or time_exit): a trade stays open to the end")
     if a.sizing_node and (a.sizing != p.position_sizing or a.exposure != p.exposure):

@@ -12,7 +12,7 @@ import json
 import re
 import textwrap
 
-from services.codegen.compiler import Analysis, ConditionNode, Stop
+from services.codegen.compiler import EXECUTION_RULE, Analysis, ConditionNode, Stop
 from services.codegen.grammar.ir import Series, num
 
 INDENT = "    "
@@ -102,7 +102,7 @@ def _signals_function(a: Analysis) -> list[str]:
     entries = a.nodes_of("entry_condition")
     exits = a.nodes_of("exit_condition")
     filters = a.nodes_of("filter")
-    direct_entry = len(entries) == 1 and not filters and not _atr_stop(a)
+    direct_entry = len(entries) == 1 and not filters and not _atr_stops(a)
     direct_exit = len(exits) == 1
     taken: set[str] = set()
     names: dict[str, str] = {}
@@ -125,49 +125,49 @@ def _signals_function(a: Analysis) -> list[str]:
         if filters:
             expr += " & " + " & ".join(names[f.node_id] for f in filters)
             words += " and every filter"
-        stop = _atr_stop(a)
-        if stop is not None:
+        for stop in _atr_stops(a):
             block.comment(f"Node {_q(stop.node_id)} ({stop.node_type}) needs the ATR of the entry bar: entries wait until it exists.")
             block.define(list(stop.atr.walk()))
             expr += f" & {stop.atr.var}.notna()"
-            words += ", once the ATR exists"
+            words += f", once the ATR({stop.atr_window}) exists"
         block.comment(f"Entries: {words}.")
         block.code(f"entries = {expr}")
     if not exits:
         block.blank()
         block.code("exits = pd.Series(False, index=close.index)  # no exit_condition node")
-    elif not direct_exit:
-        block.blank()
-        block.comment("Exits: any exit node.")
-        block.code("exits = " + " | ".join(names[n.node_id] for n in exits))
+        block.code('exit_node = ""')
+    else:
+        if not direct_exit:
+            block.blank()
+            block.comment("Exits: any exit node.")
+            block.code("exits = " + " | ".join(names[n.node_id] for n in exits))
+        block.comment("The exit node that fired (the first in the strategy's order): each trade's exit reason.")
+        block.code("exit_node = np.select([" + ", ".join(names[n.node_id] for n in exits) + "], ["
+                   + ", ".join(json.dumps(n.node_id) for n in exits) + '], default="")')
 
-    columns = '"entries": entries, "exits": exits'
-    stop = _atr_stop(a)
-    if stop is not None:
+    columns = '"entries": entries, "exits": exits, "exit_node": exit_node'
+    for stop in _atr_stops(a):
+        column = "sl_distance" if stop.node_type == "stop_loss" else "trail_distance"
         block.blank()
-        block.comment(
-            f"Node {_q(stop.node_id)} ({stop.node_type}): {num(stop.atr_multiple)} x ATR({stop.atr_window}) as a fraction "
-            f"of the close; vectorbt reads it at the entry bar."
-        )
-        block.code(f"stop_distance = {num(stop.atr_multiple)} * {stop.atr.var} / close")
-        columns += ', "stop_distance": stop_distance'
+        unit = "in price units" if stop.node_type == "stop_loss" else "as a fraction of the close"
+        block.comment(f"Node {_q(stop.node_id)} ({stop.node_type}): {num(stop.atr_multiple)} x ATR({stop.atr_window}) {unit}; "
+                      f"the rules read it at the entry's signal bar.")
+        block.code(f"{column} = {num(stop.atr_multiple)} * {stop.atr.var}" + ("" if stop.node_type == "stop_loss" else " / close"))
+        columns += f', "{column}": {column}'
     block.blank()
     block.code(f"return pd.DataFrame({{{columns}}})")
     return [
         "def signals(ohlc):",
         f'{INDENT}"""Entry and exit signals of one symbol\'s bars (columns open, high, low, close, volume).',
         "",
-        f"{INDENT}A signal at bar t uses bars up to t only; orders fill at the close of the signal bar.",
+        f"{INDENT}A signal at bar t uses bars up to t only; RULES say where its order fills.",
         f'{INDENT}"""',
         *block.lines,
     ]
 
 
-def _atr_stop(a: Analysis) -> Stop | None:
-    for stop in (a.stop_loss, a.trailing_stop):
-        if stop is not None and stop.atr_multiple is not None:
-            return stop
-    return None
+def _atr_stops(a: Analysis) -> list[Stop]:
+    return [s for s in (a.stop_loss, a.trailing_stop) if s is not None and s.atr_multiple is not None]
 
 
 def _stop_comment(stop: Stop) -> str:
@@ -185,61 +185,64 @@ def _stop_comment(stop: Stop) -> str:
             f"bar, as a fraction of its close) below the highest price since the entry, checked on the bar's low.")
 
 
-def _stop_args(a: Analysis, sig: str) -> tuple[list[str], list[str]]:
-    """(comment lines, from_signals argument lines) for the stop nodes."""
-    comments, args = [], []
-    if a.take_profit:
-        comments.append(_stop_comment(a.take_profit))
-        args.append(f"tp_stop={a.take_profit.fraction},")
+def _stop_comments(a: Analysis) -> list[str]:
+    """Comment lines for the stop nodes."""
+    stops = [s for s in (a.take_profit, a.stop_loss, a.trailing_stop) if s is not None]
+    if not stops:
+        return ["No take_profit, stop_loss or trailing_stop node: positions close on exit signals only."]
+    comments = [_stop_comment(s) for s in stops]
     if a.stop_loss and a.trailing_stop:
-        comments.append(_stop_comment(a.stop_loss))
-        comments.append(
-            f"The trailing stop of node {_q(a.trailing_stop.node_id)} is never wider than this stop, so this stop can never "
-            f"fire first: only the trailing stop is set."
-        )
-    sl = a.trailing_stop or a.stop_loss
-    if sl is not None:
-        comments.append(_stop_comment(sl))
-        value = f'{sig}["stop_distance"]' if sl.atr_multiple is not None else sl.fraction
-        args.append(f"sl_stop={value}, sl_trail={sl.node_type == 'trailing_stop'},")
-    if args:
-        args.append('stop_entry_price="close",  # stops are measured from the entry bar\'s close')
-        args.append('stop_exit_price="stopmarket",  # a stop fills at its level (at the open if the bar gaps past it), with slippage')
-    else:
-        comments.append("No take_profit, stop_loss or trailing_stop node: positions close on exit signals only.")
-    return comments, args
+        comments.append("Both stops are live: on each bar the higher of the two levels is the effective stop.")
+    return comments
 
 
-def _portfolio_call(a: Analysis, multi: bool, exits: str, indent: str) -> list[str]:
-    _, stop_args = _stop_args(a, "sig")
+def _rules_literal(a: Analysis) -> list[str]:
+    """RULES: what stratexec_runtime.plan_trades applies, with one comment per execution rule."""
+    def stop(s: Stop | None):
+        if s is None:
+            return None
+        return "atr" if s.atr_multiple is not None else float(s.pct / 100)
+
+    values = {
+        "fill_at": a.params.fill_at,
+        "stop_target_order": a.params.stop_target_order,
+        "reentry": a.params.reentry,
+        "take_profit": stop(a.take_profit),
+        "stop_loss": stop(a.stop_loss),
+        "trailing_stop": stop(a.trailing_stop),
+        "max_bars": a.time_exit[1] if a.time_exit else None,
+    }
+    lines = ["# Execution rules (stratexec_runtime.plan_trades decides every fill with them; vectorbt does the accounting):"]
+    lines += [f"# - {rule.interpretation}" for rule in a.rules if rule.node_type == EXECUTION_RULE]
+    lines += ["RULES = {", *[f"    {json.dumps(k)}: {'None' if v is None else json.dumps(v)}," for k, v in values.items()], "}"]
+    return lines
+
+
+def _portfolio_call(a: Analysis, multi: bool) -> list[str]:
     if multi:
-        data = ["    close, entries, " + exits + ",", '    open=bars["open"], high=bars["high"], low=bars["low"],  # stops trigger on intrabar prices',
-                "    price=close,  # orders fill at the close of the signal bar, plus slippage"]
-        stop_args = [line.replace('sig["stop_distance"]', "stop_distance") for line in stop_args]
+        data = ["    close, entries, exits,"]
     else:
-        data = [f'    ohlc["close"], sig["entries"], {exits},', '    open=ohlc["open"], high=ohlc["high"], low=ohlc["low"],  # stops trigger on intrabar prices',
-                '    price=ohlc["close"],  # orders fill at the close of the signal bar, plus slippage']
+        data = ['    ohlc["close"], plan.entries, plan.exits,']
+    price = "price" if multi else "plan.price"
     if multi and a.sizing == "equal":
         sizing = ['size=PARAMS["exposure"] * PARAMS["initial_capital"] / len(symbols), size_type="value",  # equal weights: each entry buys the same value']
     else:
         sizing = ['size=PARAMS["exposure"], size_type="percent",  # each entry invests this fraction of the cash available']
     if multi:
         sizing.append('cash_sharing=True, group_by=True, call_seq="auto",  # one portfolio: shared cash, sells before buys on a bar')
-    lines = [
+    return [
         "pf = vbt.Portfolio.from_signals(",
         *data,
-        *[f"    {line}" for line in stop_args],
+        f"    price={price},  # each order fills at the price the rules decided, plus slippage",
         '    direction="longonly", accumulate=False,',
-        '    upon_long_conflict="exit",  # a bar with both an entry and an exit signal exits',
         *[f"    {line}" for line in sizing],
         f'    init_cash=PARAMS["initial_capital"], fees=PARAMS["fees"], slippage=PARAMS["slippage"], freq="{a.params.freq}",',
         ")",
     ]
-    return [indent + line for line in lines]
 
 
 def _multi_symbol_setup(a: Analysis) -> list[str]:
-    lines = [
+    return [
         'symbols = PARAMS["symbols"]',
         'sig = {symbol: signals(prices[symbol]).loc[PARAMS["start_date"]:] for symbol in symbols}',
         'prices = {symbol: bars.loc[PARAMS["start_date"]:] for symbol, bars in prices.items()}',
@@ -248,12 +251,10 @@ def _multi_symbol_setup(a: Analysis) -> list[str]:
         "# and keeps its last close (a flat bar), so nothing fills or stops there.",
         'close = pd.DataFrame({symbol: prices[symbol]["close"] for symbol in symbols}).ffill()',
         'bars = {name: pd.DataFrame({symbol: prices[symbol][name] for symbol in symbols}).reindex(close.index).fillna(close) for name in ("open", "high", "low")}',
-        'entries = pd.DataFrame({symbol: sig[symbol]["entries"].reindex(close.index, fill_value=False) for symbol in symbols})',
-        'exits = pd.DataFrame({symbol: sig[symbol]["exits"].reindex(close.index, fill_value=False) for symbol in symbols})',
+        'ohlc = {symbol: pd.DataFrame({"open": bars["open"][symbol], "high": bars["high"][symbol], "low": bars["low"][symbol], "close": close[symbol]}) for symbol in symbols}',
+        'no_signal = {"entries": False, "exits": False, "exit_node": ""}',
+        "sig = {symbol: sig[symbol].reindex(close.index).fillna(no_signal) for symbol in symbols}",
     ]
-    if _atr_stop(a) is not None:
-        lines.append('stop_distance = pd.DataFrame({symbol: sig[symbol]["stop_distance"].reindex(close.index) for symbol in symbols})')
-    return lines
 
 
 def _main_function(a: Analysis) -> list[str]:
@@ -272,42 +273,44 @@ def _main_function(a: Analysis) -> list[str]:
     ]
     if multi:
         body += _multi_symbol_setup(a)
-        exits = "exits"
     else:
         body += [
             f"sig = signals(prices[{json.dumps(p.symbols[0])}]).loc[PARAMS[\"start_date\"]:]",
             'prices = {symbol: bars.loc[PARAMS["start_date"]:] for symbol, bars in prices.items()}',
             f"ohlc = prices[{json.dumps(p.symbols[0])}]",
         ]
-        exits = 'sig["exits"]'
     body.append("")
-    comments, _ = _stop_args(a, "sig")
-    body += [f"# {c}" for c in comments]
-    if a.time_exit is None:
-        body += _portfolio_call(a, multi, exits, "")
-    else:
+    body += [f"# {c}" for c in _stop_comments(a)]
+    if a.time_exit is not None:
         node_id, bars = a.time_exit
-        where = 'int(first["entry_idx"]) + ' + str(bars) + (', int(first["col"])' if multi else "")
-        body += [
-            f"# Node {_q(node_id)} (time_exit): a position still open {bars} bars after its entry bar is closed at that",
-            "# bar's close. Each pass adds the time exit of the earliest trade held too long and simulates again;",
-            "# nothing before that exit changes, so the loop ends after at most one pass per trade.",
-            "time_exits = " + exits + ".copy()",
-            "while True:",
-            *_portfolio_call(a, multi, "time_exits", INDENT),
-            "    trades = pf.trades.records_arr",
-            f'    held_too_long = trades[trades["exit_idx"] - trades["entry_idx"] > {bars}]',
-            "    if len(held_too_long) == 0:",
-            "        break",
-            '    first = held_too_long[held_too_long["entry_idx"].argmin()]',
-            f"    time_exits.iloc[{where}] = True",
+        body.append(f"# Node {_q(node_id)} (time_exit): a position still open {bars} bars after its entry bar is closed at that bar's close.")
+    if multi:
+        plan_lines = [
+            "plans = {symbol: plan_trades(ohlc[symbol], sig[symbol], RULES, frozenset(no_cash[symbol])) for symbol in symbols}",
+            "entries, exits, price = order_arrays(plans, close.index)",
         ]
+    else:
+        plan_lines = [
+            f"plan = plan_trades(ohlc, sig, RULES, frozenset(no_cash[{json.dumps(p.symbols[0])}]))",
+            f"plans = {{{json.dumps(p.symbols[0])}: plan}}",
+        ]
+    body += [
+        "# An entry the portfolio cannot pay for is skipped (reason no_cash) and its symbol stays flat: each pass",
+        "# finds the earliest such entry, re-plans without it and simulates again (one pass per skipped entry).",
+        'no_cash = {symbol: set() for symbol in PARAMS["symbols"]}',
+        "while True:",
+        *[INDENT + line for line in plan_lines + _portfolio_call(a, multi)],
+        "    missing = unfilled(pf, plans)",
+        "    if missing is None:",
+        "        break",
+        "    no_cash[missing[0]].add(missing[1])",
+    ]
     body += [
         "",
         "# Benchmark: bought at the first close and held, with the same capital, fees and slippage.",
         'bench = prices[PARAMS["benchmark"]]',
         f'benchmark_pf = vbt.Portfolio.from_holding(bench["close"], init_cash=PARAMS["initial_capital"], fees=PARAMS["fees"], slippage=PARAMS["slippage"], freq="{p.freq}")',
-        'report(pf, benchmark_pf, PARAMS["initial_capital"], symbols=PARAMS["symbols"])',
+        'report(pf, benchmark_pf, PARAMS["initial_capital"], symbols=PARAMS["symbols"], plans=plans)',
         "return pf",
     ]
     return ["def main(argv=None):", *[(INDENT + line) if line else "" for line in body]]
@@ -351,13 +354,16 @@ def emit(a: Analysis) -> str:
     imports = ["import argparse", ""]
     if uses_numpy:
         imports.append("import numpy as np")
-    imports += ["import pandas as pd", "import vectorbt as vbt", "", "from stratexec_runtime import load_prices, report"]
+    imports += ["import pandas as pd", "import vectorbt as vbt", "", "from stratexec_runtime import load_prices, order_arrays, plan_trades, report, unfilled"
+                if len(a.params.symbols) > 1 else "from stratexec_runtime import load_prices, plan_trades, report, unfilled"]
     lines = [
         "#!/usr/bin/env python3",
         *_docstring(a),
         *imports,
         "",
         *_params_literal(a),
+        "",
+        *_rules_literal(a),
         "",
         "",
         *signals,

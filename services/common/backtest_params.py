@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from services.common import errors
 from stratexec_runtime import resolve_symbol
+from stratexec_runtime.execution import OPTIONS as EXECUTION_RULES
 
 MAX_SYMBOLS = 20
 SYMBOL_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.\-^=]{0,19}$")  # BTC-USD, AAPL, ^GSPC, GC=F, BRK.B
@@ -34,6 +35,9 @@ SIZINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "percent": ("each entry invests `exposure` of the cash available", ()),
     "equal": ("one portfolio with shared cash, equal weights", ()),
 }
+
+# Execution rules (stratexec_runtime.execution applies them): field -> {option: (no aliases,)}, default first.
+RULE_CHOICES = {name: {option: ((),) for option in options} for name, options in EXECUTION_RULES.items()}
 
 Problems = list[tuple[str, str]]
 
@@ -139,6 +143,9 @@ class Params:
     position_sizing: str = choice("percent", SIZINGS)
     exposure: float = number(1.0, 0, 1, low_open=True, high_open=False,
                              meaning="the fraction of cash invested per entry")
+    fill_at: str = choice("close", RULE_CHOICES["fill_at"])
+    stop_target_order: str = choice("stop_first", RULE_CHOICES["stop_target_order"])
+    reentry: str = choice("skip", RULE_CHOICES["reentry"])
 
     @property
     def freq(self) -> str:

@@ -22,7 +22,7 @@ TRADE_FIELDS = {
     "symbol": str, "direction": str, "entry_time": str, "exit_time": str, "entry_price": (int, float),
     "exit_price": (int, float), "size": (int, float), "pnl": (int, float), "return_pct": (int, float), "status": str,
 }
-OPTIONAL_TRADE_FIELDS = {"fees": ((int, float), 0.0)}  # field: (type, value when absent)
+OPTIONAL_TRADE_FIELDS = {"fees": ((int, float), 0.0), "exit_reason": (str, "")}  # field: (type, value when absent)
 
 
 class ResultRejected(ValueError):
@@ -78,6 +78,19 @@ def _trades(raw) -> list[dict]:
     return out
 
 
+SKIP_REASONS = ("exit_bar", "no_cash", "end_of_data")
+
+
+def _skipped(raw) -> list[dict]:
+    if not isinstance(raw, list) or len(raw) > MAX_TRADES:
+        raise ResultRejected("skipped_signals must be a list")
+    for i, row in enumerate(raw):
+        if not (isinstance(row, dict) and all(isinstance(row.get(k), str) for k in ("symbol", "time", "reason"))
+                and row["reason"] in SKIP_REASONS):
+            raise ResultRejected(f"skipped_signals[{i}] must have symbol, time and a reason in {', '.join(SKIP_REASONS)}")
+    return [{k: row[k] for k in ("symbol", "time", "reason")} for row in raw]
+
+
 # Weekly bars are labelled with the week's last day, up to 6 days after the window.
 WINDOW_SLACK = pd.Timedelta(days=6)
 
@@ -111,7 +124,8 @@ def verify(payload: bytes, initial_capital: float, window: tuple[str, str] | Non
                 f"{k} reported {data['metrics'].get(k)!r}, recomputed {metrics.get(k)!r}" for k in bad
             )
         )
-    return {"metrics": metrics, "equity": data["equity"], "benchmark_equity": data.get("benchmark_equity", []), "trades": trades}
+    return {"metrics": metrics, "equity": data["equity"], "benchmark_equity": data.get("benchmark_equity", []), "trades": trades,
+            "skipped_signals": _skipped(data.get("skipped_signals", []))}
 
 
 def to_proto(checked: dict, sources: list[DataSourceInfo]) -> backtest_pb2.BacktestResult:
@@ -132,6 +146,9 @@ def to_proto(checked: dict, sources: list[DataSourceInfo]) -> backtest_pb2.Backt
         ],
         data=[data_source_proto(s) for s in sources],
         per_symbol=[backtest_pb2.SymbolBreakdown(**row) for row in m["per_symbol"]],
+        skipped_signals=[backtest_pb2.SkippedSignal(**row) for row in checked.get("skipped_signals", [])],
+        # Recomputed from the trades, not taken from the script.
+        open_trades_pnl=sum(t["pnl"] for t in checked["trades"] if t["status"] == "open"),
     )
 
 

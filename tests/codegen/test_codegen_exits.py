@@ -101,20 +101,17 @@ def test_atr_stop_is_fixed_at_the_entry_bar(tmp_path, bars):
     assert stopped > 10
 
 
-def test_stop_loss_with_wider_trailing_stop_is_rejected():
-    from services.common.errors import ApiError
-
-    doc = {"nodes": [
-        {"id": "entry", "type": "entry_condition", "meta": {"rules": ["Enter on 20-day MA crossover"]}},
-        {"id": "sl", "type": "stop_loss", "meta": {"stop_pct": 5}},
-        {"id": "trail", "type": "trailing_stop", "meta": {"trail_pct": 10}},
-    ]}
-    with pytest.raises(ApiError) as caught:
-        generate(doc)
-    assert caught.value.violations[0][0] == "nodes[2].meta" and "node 'trail'" in caught.value.violations[0][1]
-    doc["nodes"][2]["meta"]["trail_pct"] = 4
-    code, analysis = generate(doc)
-    assert "sl_stop=0.04, sl_trail=True," in code and any("only the trailing stop is set" in w for w in analysis.warnings)
+def test_stop_loss_with_a_wider_or_tighter_trailing_stop_keeps_both_live():
+    """Once rejected unless the trail was tighter; test_execution_rules checks the fills against a reference."""
+    for trail in (10, 4):
+        doc = {"nodes": [
+            {"id": "entry", "type": "entry_condition", "meta": {"rules": ["Enter on 20-day MA crossover"]}},
+            {"id": "sl", "type": "stop_loss", "meta": {"stop_pct": 5}},
+            {"id": "trail", "type": "trailing_stop", "meta": {"trail_pct": trail}},
+        ]}
+        code, analysis = generate(doc)
+        assert f'"stop_loss": 0.05,' in code and f'"trailing_stop": {trail / 100},' in code
+        assert any("higher of the two levels" in r.interpretation for r in analysis.rules)
 
 
 def _write(directory, symbol, closes):

@@ -150,8 +150,8 @@ def test_atr_stop_distance_and_filter_no_look_ahead(btc_bars, tmp_path):
     module = load_script(generate(doc)[0], tmp_path)
     full = module.signals(btc_bars)
     b = btc_bars
-    distance = 2.5 * ref.atr(b, 10) / b.close
-    np.testing.assert_allclose(full["stop_distance"].to_numpy(), distance.to_numpy(), rtol=1e-9, equal_nan=True)
+    distance = 2.5 * ref.atr(b, 10)  # in price units, below the entry price
+    np.testing.assert_allclose(full["sl_distance"].to_numpy(), distance.to_numpy(), rtol=1e-9, equal_nan=True)
     entry_rsi, tie1 = compare("<", ref.rsi(b.close), const(b, 40))
     entry_cross, tie2 = crosses("above", b.close, ref.sma(b.close, 20))
     trend, tie3 = compare(">", b.close, ref.sma(b.close, 100))

@@ -19,7 +19,8 @@ CROSSOVER_BARS = {"nodes": [{"id": "entry", "type": "entry_condition", "meta": {
 
 def test_example_analysis_states_each_rule_exactly():
     _, analysis = generate(EXAMPLE)
-    entry, tp, sl = analysis.rules
+    entry, tp, sl, *execution = analysis.rules
+    assert [r.node_id for r in execution] == ["fill_at", "stop_target_order", "reentry", "exit_reason"]
     assert (entry.node_id, entry.node_type) == ("entry", "entry_condition")
     assert entry.rule == "Enter on a 5% price drop from the 20-day moving average"
     assert entry.formula == "close <= 0.95 * SMA(close, 20), evaluated at bar close"
@@ -47,11 +48,11 @@ def test_script_shape_names_nodes_and_sets_vectorbt_explicitly():
     assert "sma_20 = close.rolling(20).mean()" in code
     assert "entries = close <= 0.95 * sma_20" in code
     assert '# Node "tp" (take_profit)' in code and '# Node "sl" (stop_loss)' in code
-    assert 'open=ohlc["open"], high=ohlc["high"], low=ohlc["low"]' in code
-    assert "tp_stop=0.07," in code and "sl_stop=0.05, sl_trail=False," in code
+    assert "plan = plan_trades(ohlc, sig, RULES, frozenset(no_cash[\"BTC-USD\"]))" in code and "price=plan.price," in code
+    assert '"take_profit": 0.07,' in code and '"stop_loss": 0.05,' in code and '"fill_at": "close",' in code
     assert 'freq="1D"' in code and 'size_type="percent"' in code
     assert "vbt.Portfolio.from_holding(bench[\"close\"]" in code
-    assert "from stratexec_runtime import load_prices, report" in code
+    assert "from stratexec_runtime import load_prices, plan_trades, report, unfilled" in code
 
 
 def test_script_passes_the_code_policy():

@@ -40,6 +40,10 @@ CASES = {
     "exposure over 1": (EXAMPLE, params(exposure=1.5), "params.exposure"),
     "unsupported timeframe": (EXAMPLE, params(timeframe="7m"), "params.timeframe"),
     "not a date": (EXAMPLE, params(start_date="yesterday"), "params.start_date"),
+    "unknown fill_at": (EXAMPLE, params(fill_at="vwap"), "params.fill_at 'vwap' is not supported; use one of close, next_open"),
+    "unknown stop_target_order": (EXAMPLE, params(stop_target_order="random"),
+                                  "params.stop_target_order 'random' is not supported; use one of stop_first, target_first"),
+    "unknown reentry": (EXAMPLE, params(reentry="always"), "params.reentry 'always' is not supported; use one of skip, next_bar"),
     "oversized request": ({"nodes": [{"id": f"n{i}", "type": "entry_condition",
                                       "meta": {"rules": ["x" * 1000]}} for i in range(300)]}, params(), "schema"),
 }

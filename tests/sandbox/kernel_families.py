@@ -36,6 +36,8 @@ FAMILIES = {
     "several-columns-atr-stop": ([CROSS_IN, ATR_STOP], TWO),
     "weekly-bars": ([WEEKLY_IN, STOP_8], dict(ONE, start_date="2021-01-01", timeframe="1w")),
     "time-exit": ([DIP, HOLD_10], ONE),
+    "stop-and-wider-trail-next-open": ([DIP, TP_7, STOP_8, TRAIL_10], dict(ONE, fill_at="next_open", reentry="next_bar")),
+    "several-columns-target-first": ([CROSS_IN, CROSS_OUT, TP_7, STOP_8, TRAIL_10], dict(TWO, stop_target_order="target_first")),
 }
 
 

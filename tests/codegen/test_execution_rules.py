@@ -1,0 +1,177 @@
+"""Every execution rule of the generated script against the independent loop in
+reference_sim.py: the same trades (bars, fill prices, exit reasons) and the same
+final equity, for one symbol and a portfolio."""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from services.common.errors import ApiError
+from stratexec_runtime.execution import OPTIONS
+from stratexec_runtime.data import read_price_csv
+from stratexec_runtime.report import build_result
+from tests.codegen import reference_sim
+from tests.codegen.conftest import DATA_DIR, generate, load_script, params
+
+START, END = "2021-01-01", "2024-12-31"
+ENTRY = {"id": "entry", "type": "entry_condition", "meta": {"rules": ["Enter on 20-day MA crossover"]}}
+EXIT = {"id": "below50", "type": "exit_condition", "meta": {"rules": ["Exit when price is below the 50-day SMA"]}}
+
+
+def stops(tp=None, sl=None, trail=None, max_bars=None):
+    nodes = []
+    if tp is not None:
+        nodes.append({"id": "tp", "type": "take_profit", "meta": {"target_pct": tp}})
+    if sl is not None:
+        nodes.append({"id": "sl", "type": "stop_loss", "meta": {"stop_pct": sl}})
+    if trail is not None:
+        nodes.append({"id": "trail", "type": "trailing_stop", "meta": {"trail_pct": trail}})
+    if max_bars is not None:
+        nodes.append({"id": "hold", "type": "time_exit", "meta": {"max_bars": max_bars}})
+    return nodes
+
+
+def reference_signals(symbol: str):
+    """Bars of the window and the signals, computed here with pandas on the whole file."""
+    full = read_price_csv(DATA_DIR / f"{symbol}.csv").loc[:END]
+    close = full["close"]
+    sma20, sma50 = close.rolling(20).mean(), close.rolling(50).mean()
+    entries = (close > sma20) & (close.shift(1) <= sma20.shift(1))
+    exits = close < sma50
+    window = full.loc[START:]
+    return window, entries.loc[START:].tolist(), exits.loc[START:].tolist()
+
+
+def run_script(doc, tmp_path, symbols, **p):
+    code, analysis = generate(doc, params(symbols=symbols, start_date=START, end_date=END, **p))
+    module = load_script(code, tmp_path)
+    with contextlib.redirect_stdout(io.StringIO()):
+        pf = module.main(["--data", str(DATA_DIR)])
+    return code, analysis, pf
+
+
+def check_against_reference(pf, symbols, plans_result, ref_trades, ref_equity):
+    trades = plans_result["trades"]
+    index = pf.wrapper.index
+    got = [(t["symbol"], index.get_loc(pd.Timestamp(t["entry_time"])),
+            None if t["status"] == "open" else index.get_loc(pd.Timestamp(t["exit_time"])), t["exit_reason"])
+           for t in trades]
+    want = [(t.symbol, t.entry_bar, t.exit_bar, t.reason) for t in ref_trades]
+    assert sorted(got, key=str) == sorted(want, key=str)
+    by_key = {(t.symbol, t.entry_bar): t for t in ref_trades}
+    for t in trades:
+        ref = by_key[(t["symbol"], index.get_loc(pd.Timestamp(t["entry_time"])))]
+        if t["status"] == "closed":
+            assert t["exit_price"] == pytest.approx(ref.exit_fill * (1 - 0.0005), rel=1e-9)
+            assert t["pnl"] == pytest.approx(ref.pnl, rel=1e-7, abs=1e-6)
+    assert float(pf.value().iloc[-1]) == pytest.approx(ref_equity, rel=1e-9)
+
+
+CASES = {
+    # name: (stop nodes, params, reference options)
+    "stop5_trail10": (stops(sl=5, trail=10), {}, dict(sl=0.05, trail=0.10)),
+    "stop10_trail5": (stops(sl=10, trail=5), {}, dict(sl=0.10, trail=0.05)),
+    "tp_stop_trail_target_first": (stops(tp=8, sl=4, trail=6), {"stop_target_order": "target_first"},
+                                   dict(tp=0.08, sl=0.04, trail=0.06, order="target_first")),
+    "tp_stop_stop_first": (stops(tp=8, sl=4), {}, dict(tp=0.08, sl=0.04)),
+    "next_open": (stops(tp=15, sl=6, trail=12), {"fill_at": "next_open"},
+                  dict(tp=0.15, sl=0.06, trail=0.12, fill_at="next_open")),
+    "reentry_next_bar": (stops(sl=3), {"reentry": "next_bar"}, dict(sl=0.03, reentry="next_bar")),
+    "time_exit_next_open": (stops(sl=5, max_bars=10), {"fill_at": "next_open", "reentry": "next_bar"},
+                            dict(sl=0.05, max_bars=10, fill_at="next_open", reentry="next_bar")),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_one_symbol_rules_match_the_reference_loop(name, tmp_path):
+    nodes, extra, ref_opts = CASES[name]
+    _, analysis, pf = run_script({"nodes": [ENTRY, EXIT, *nodes]}, tmp_path, ["BTC-USD"], **extra)
+    window, entries, exits = reference_signals("BTC-USD")
+    ref_trades, ref_equity, ref_skipped = reference_sim.simulate(
+        {"BTC-USD": window}, {"BTC-USD": entries}, {"BTC-USD": exits}, exit_name="below50", **ref_opts)
+    assert len(ref_trades) > 15
+    result = build_result(pf, None, 10_000.0, ["BTC-USD"], LAST_PLANS["plans"])
+    check_against_reference(pf, ["BTC-USD"], result, ref_trades, ref_equity)
+    assert [(s["time"], s["reason"]) for s in result["skipped_signals"]] == [
+        (window.index[bar].strftime("%Y-%m-%d"), reason) for _, bar, reason in ref_skipped]
+    stated = {r.node_id: r.interpretation for r in analysis.rules if r.node_type == "execution_rule"}
+    assert {"fill_at", "stop_target_order", "reentry", "exit_reason"} <= set(stated)
+
+
+LAST_PLANS: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def capture_plans(monkeypatch):
+    """Keep the plans the script passes to report() (its result, as the sandbox would get it)."""
+    report_mod = importlib.import_module("stratexec_runtime.report")
+
+    real = report_mod.build_result
+
+    def spy(pf, benchmark_pf, initial_value, symbols=None, plans=None):
+        LAST_PLANS["plans"] = plans
+        return real(pf, benchmark_pf, initial_value, symbols, plans)
+
+    monkeypatch.setattr(report_mod, "build_result", spy)
+
+
+def test_a_stop_and_a_wider_trailing_stop_both_fire(tmp_path):
+    """The old compiler rejected 'stop 5%, trail 10%'; now each stop closes some trades."""
+    _, _, pf = run_script({"nodes": [ENTRY, *stops(sl=5, trail=10)]}, tmp_path, ["BTC-USD"])
+    reasons = {t["exit_reason"] for t in build_result(pf, None, 10_000.0, ["BTC-USD"], LAST_PLANS["plans"])["trades"]}
+    assert {"sl", "trail"} <= reasons
+
+
+def test_a_portfolio_with_equal_slots_matches_the_reference(tmp_path):
+    symbols = ["BTC-USD", "ETH-USD"]
+    nodes = [ENTRY, EXIT, *stops(sl=8)]
+    _, _, pf = run_script({"nodes": nodes}, tmp_path, symbols, position_sizing="equal")
+    frames = {s: reference_signals(s) for s in symbols}
+    ref_trades, ref_equity, _ = reference_sim.simulate(
+        {s: f[0] for s, f in frames.items()}, {s: f[1] for s, f in frames.items()}, {s: f[2] for s, f in frames.items()},
+        sl=0.08, exit_name="below50", sizing="equal")
+    assert {t.symbol for t in ref_trades} == set(symbols)
+    result = build_result(pf, None, 10_000.0, symbols, LAST_PLANS["plans"])
+    check_against_reference(pf, symbols, result, ref_trades, ref_equity)
+
+
+@pytest.mark.parametrize("field,value", [("fill_at", "open"), ("stop_target_order", "tp_first"), ("reentry", "always")])
+def test_unknown_rule_values_name_the_field_and_the_accepted_values(field, value):
+    with pytest.raises(ApiError) as caught:
+        generate({"nodes": [ENTRY]}, params(**{field: value}))
+    assert caught.value.code.name == "INVALID_ARGUMENT"
+    description = dict(caught.value.violations)[f"params.{field}"]
+    assert value in description and all(option in description for option in OPTIONS[field])
+
+
+def test_shared_cash_percent_sizing_counts_every_entry_without_cash(tmp_path):
+    """The issue's case: BTC+ETH, 20/50 crossover in and out, stop 8%, 2021-2024, all cash per entry."""
+    doc = {"nodes": [
+        {"id": "in", "type": "entry_condition", "meta": {"rules": ["Buy when the 20-day SMA crosses above the 50-day SMA"]}},
+        {"id": "out", "type": "exit_condition", "meta": {"rules": ["Sell when the 20-day SMA crosses below the 50-day SMA"]}},
+        *stops(sl=8),
+    ]}
+    symbols = ["BTC-USD", "ETH-USD"]
+    _, _, pf = run_script(doc, tmp_path, symbols)
+    frames, entries, exits = {}, {}, {}
+    for s in symbols:
+        full = read_price_csv(DATA_DIR / f"{s}.csv").loc[:END]
+        fast, slow = full["close"].rolling(20).mean(), full["close"].rolling(50).mean()
+        frames[s] = full.loc[START:]
+        entries[s] = ((fast > slow) & (fast.shift(1) <= slow.shift(1))).loc[START:].tolist()
+        exits[s] = ((fast < slow) & (fast.shift(1) >= slow.shift(1))).loc[START:].tolist()
+    ref_trades, ref_equity, ref_skipped = reference_sim.simulate(frames, entries, exits, sl=0.08, exit_name="out")
+    result = build_result(pf, None, 10_000.0, symbols, LAST_PLANS["plans"])
+    check_against_reference(pf, symbols, result, ref_trades, ref_equity)
+    skipped = [(s["symbol"], s["reason"]) for s in result["skipped_signals"]]
+    assert sorted(skipped) == sorted((s, reason) for s, _, reason in ref_skipped)
+    eth_signals = sum(entries["ETH-USD"])
+    eth_no_cash = skipped.count(("ETH-USD", "no_cash"))
+    print(f"ETH entry signals {eth_signals}, skipped for no cash {eth_no_cash}, ETH trades "
+          f"{sum(t['symbol'] == 'ETH-USD' for t in result['trades'])}")
+    assert eth_no_cash > 0 and eth_signals == eth_no_cash + sum(t["symbol"] == "ETH-USD" for t in result["trades"])

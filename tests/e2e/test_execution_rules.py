@@ -1,0 +1,63 @@
+"""Each execution rule option end to end through gRPC: the analysis states it,
+the script says it, every trade has its exit reason, and the script run by hand
+gives the same trades and metrics, on one symbol and on a portfolio."""
+from __future__ import annotations
+
+import pytest
+
+from services.common.config import project_root
+from stratexec.backtest.v1 import backtest_pb2
+from stratexec.orchestrator.v1 import execution_pb2
+from stratexec_runtime.metrics import metrics_agree
+from tests.e2e.conftest import run_by_hand, served_metrics
+
+DATA = project_root() / "data" / "ohlcv"
+STRATEGY = {"nodes": [
+    {"id": "cross", "type": "entry_condition", "meta": {"rules": ["Enter on 20-day MA crossover"]}},
+    {"id": "below50", "type": "exit_condition", "meta": {"rules": ["Exit when price is below the 50-day SMA"]}},
+    {"id": "tp", "type": "take_profit", "meta": {"target_pct": 12}},
+    {"id": "sl", "type": "stop_loss", "meta": {"stop_pct": 4}},
+    {"id": "trail", "type": "trailing_stop", "meta": {"trail_pct": 8}},
+]}
+REASONS = {"tp", "sl", "trail", "below50", "end_of_data"}
+
+# case -> (params fields, words the analysis must contain)
+CASES = {
+    "defaults": ({}, ["fills at the close of its signal bar", "the stop is assumed", "is dropped", "higher of the two levels"]),
+    "next_open": ({"fill_at": "next_open"}, ["fills at the open of the next bar"]),
+    "target_first": ({"stop_target_order": "target_first"}, ["the target is assumed to come first"]),
+    "reentry_next_bar": ({"reentry": "next_bar"}, ["carried to the next bar"]),
+    "portfolio_next_open": ({"fill_at": "next_open", "symbols": ["BTC", "ETH"], "position_sizing": "equal"},
+                            ["fills at the open of the next bar"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_rule_option_runs_end_to_end_and_by_hand_alike(client, case, tmp_path):
+    fields, words = CASES[case]
+    params = backtest_pb2.BacktestParams(**({"symbols": ["BTC"], "start_date": "2023-01-01", "end_date": "2024-06-30"} | fields))
+    execution = client.execute(STRATEGY, params)
+    events = list(client.watch(execution.id))
+    assert events[-1].status == execution_pb2.EXECUTION_STATUS_COMPLETED, events[-1]
+    result = client.results(execution.id).result
+
+    interpretation = " ".join(r["interpretation"] for r in client.get(execution.id).agent_insights["interpretation"])
+    assert all(w in interpretation for w in words), interpretation
+    code = client.code(execution.id).code
+    for name in ("fill_at", "stop_target_order", "reentry"):
+        value = getattr(params, name) or {"fill_at": "close", "stop_target_order": "stop_first", "reentry": "skip"}[name]
+        assert f'"{name}": "{value}",' in code
+    assert "# Execution rules" in code
+
+    assert result.metrics.trades >= 3
+    assert {t.exit_reason for t in result.trades} <= REASONS
+    assert all(t.exit_reason == "end_of_data" for t in result.trades if t.status == backtest_pb2.TRADE_STATUS_OPEN)
+    assert result.open_trades_pnl == pytest.approx(
+        sum(t.pnl for t in result.trades if t.status == backtest_pb2.TRADE_STATUS_OPEN))
+
+    by_hand = run_by_hand(code, DATA, tmp_path)
+    assert metrics_agree(by_hand["metrics"], served_metrics(result)) == []
+    assert [(t["symbol"], t["entry_time"], t["exit_time"], t["exit_reason"]) for t in by_hand["trades"]] == [
+        (t.symbol, t.entry_time, t.exit_time, t.exit_reason) for t in result.trades]
+    assert [(s["symbol"], s["time"], s["reason"]) for s in by_hand["skipped_signals"]] == [
+        (s.symbol, s.time, s.reason) for s in result.skipped_signals]
