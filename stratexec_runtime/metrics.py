@@ -174,5 +174,6 @@ def per_symbol(trades: list[Mapping]) -> list[dict]:
         row["pnl"] += t["pnl"]
         row["fees"] += t.get("fees", 0.0)
     for row in out.values():
-        row["win_rate"] = row.pop("wins") / row["trades"] * 100.0 if row["trades"] else None
+        wins = row.pop("wins")  # popped first: a symbol with open trades only has no win rate but no "wins" either
+        row["win_rate"] = wins / row["trades"] * 100.0 if row["trades"] else None
     return list(out.values())
