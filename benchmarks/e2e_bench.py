@@ -157,12 +157,24 @@ def main() -> None:
         try:
             address = stack["orchestrator"].address
             client = Client(address)
-            for _ in range(args.warmup):
-                run_python(client)
-            results = {"python": [run_python(client) for _ in range(args.runs)]}
+            failures: list[str] = []
+
+            def measured(run, n: int) -> list[Sample]:
+                samples = []
+                for _ in range(n):
+                    try:
+                        samples.append(run())
+                    except RuntimeError as exc:  # a failed execution is counted and reported, not timed
+                        failures.append(str(exc).splitlines()[0])
+                return samples
+
+            measured(lambda: run_python(client), args.warmup)
+            del failures[:]  # warm-up runs are neither timed nor counted
+            results = {"python": measured(lambda: run_python(client), args.runs)}
             if args.grpcurl_runs:
-                results["grpcurl"] = [run_grpcurl(address, client) for _ in range(args.grpcurl_runs)]
+                results["grpcurl"] = measured(lambda: run_grpcurl(address, client), args.grpcurl_runs)
             print(table(results, grpcurl_process_ms(address)))
+            print(f"failed executions (not timed): {len(failures)}" + "".join(f"\n  {f}" for f in failures))
         finally:
             for svc in reversed(list(stack.values())):
                 svc.stop()

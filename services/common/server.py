@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import inspect
 import logging
 import os
 import signal
@@ -104,7 +105,11 @@ class ApiErrorInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary_stream(request, context):
                 try:
-                    async for item in inner_stream(request, context):
+                    stream = inner_stream(request, context)
+                    if inspect.isawaitable(stream):  # a handler that writes with context.write (Health/Watch)
+                        await stream
+                        return
+                    async for item in stream:
                         yield item
                 except errors.ApiError as exc:
                     await errors.abort(context, exc)

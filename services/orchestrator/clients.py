@@ -9,13 +9,14 @@ import time
 import grpc
 
 from services.common.tracing import traced_channel
+from services.orchestrator import replicas
 from services.orchestrator.config import OrchestratorConfig
 from stratexec.codegen.v1 import codegen_pb2_grpc
 from stratexec.memory.v1 import memory_pb2_grpc
 from stratexec.sandbox.v1 import sandbox_pb2_grpc
 
 CHANNEL_OPTIONS = [
-    ("grpc.lb_policy_name", "round_robin"),  # sandbox replicas behind one DNS name
+    ("grpc.service_config", replicas.SERVICE_CONFIG),  # round_robin over the replicas that are SERVING
     ("grpc.max_receive_message_length", 32 * 1024 * 1024),
     ("grpc.max_send_message_length", 32 * 1024 * 1024),
 ]
@@ -28,7 +29,7 @@ class Cancelled(Exception):
 class ServiceClients:
     def __init__(self, config: OrchestratorConfig):
         self.config = config
-        self._channels = [grpc.insecure_channel(a, options=CHANNEL_OPTIONS)
+        self._channels = [grpc.insecure_channel(replicas.channel_target(a), options=CHANNEL_OPTIONS)
                           for a in (config.codegen_addr, config.sandbox_addr, config.memory_addr)]
         codegen, sandbox, memory = (traced_channel(c) for c in self._channels)  # x-execution-id on every call
         self.codegen = codegen_pb2_grpc.CodegenServiceStub(codegen)
