@@ -15,6 +15,7 @@ from typing import Any
 from services.common import backtest_params
 from services.codegen import schema as schema_mod
 from services.codegen.grammar import RuleError, combine, num, parse_condition
+from services.codegen.grammar.expressions import compile_indicator
 from services.codegen.grammar.nl import NeedsSubject, Parsed, parse_rule_in
 from services.codegen.grammar import indicators as ind
 from services.codegen.grammar.ir import AT_CLOSE, Condition, Series
@@ -86,6 +87,7 @@ class Analysis:
     sizing: str = ""  # the resolved params.position_sizing unless a position_sizing node overrides it
     exposure: float = 0.0  # the resolved params.exposure unless a position_sizing node overrides it
     rules: list[RuleInfo] = dataclasses.field(default_factory=list)
+    custom: list[tuple[str, Series, str]] = dataclasses.field(default_factory=list)  # (node id, series, expression)
     indicators: list[str] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
     summary: str = ""
@@ -127,7 +129,18 @@ def analyze(doc: Any, params) -> Analysis:
     analysis = Analysis(params=p, condition_nodes=[], sizing=p.position_sizing, exposure=p.exposure)
     problems: list[tuple[str, str]] = []
     first_problem: dict[str, str] = {}
-    parsed = _parse_rules(doc, p.timeframe)
+    customs: dict[str, Series] = {}
+    for i, node in enumerate(doc["nodes"]):
+        if node["type"] == "indicator":
+            meta = node["meta"]
+            try:
+                series = compile_indicator(node["id"], meta["name"], meta["expression"], customs)
+            except RuleError as exc:
+                problems.append((f"nodes[{i}].meta.expression", exc.reason))
+                continue
+            customs[meta["name"]] = series
+            analysis.custom.append((node["id"], series, meta["expression"]))
+    parsed = _parse_rules(doc, p.timeframe, customs)
 
     for i, node in enumerate(doc["nodes"]):
         node_id, node_type, meta = node["id"], node["type"], node["meta"]
@@ -190,7 +203,7 @@ def analyze(doc: Any, params) -> Analysis:
     return analysis
 
 
-def _parse_rules(doc: dict, timeframe: str) -> dict[tuple[int, int], "Parsed | RuleError"]:
+def _parse_rules(doc: dict, timeframe: str, customs: dict[str, Series]) -> dict[tuple[int, int], "Parsed | RuleError"]:
     """Every written rule, parsed; a rule that names no series ("Sell when it is above 70") binds to the one
     series the strategy's other rules compare with a level, or is rejected when there is none or several."""
     out: dict[tuple[int, int], Parsed | RuleError] = {}
@@ -198,7 +211,7 @@ def _parse_rules(doc: dict, timeframe: str) -> dict[tuple[int, int], "Parsed | R
         if node["type"] in SIDE:
             for j, text in enumerate(node["meta"].get("rules", [])):
                 try:
-                    out[(i, j)] = parse_rule_in(text, SIDE[node["type"]], timeframe)
+                    out[(i, j)] = parse_rule_in(text, SIDE[node["type"]], timeframe, customs=customs)
                 except RuleError as exc:
                     out[(i, j)] = exc
     subjects = {r.subject.key: r.subject for r in out.values() if isinstance(r, Parsed) and r.subject is not None}
@@ -209,7 +222,7 @@ def _parse_rules(doc: dict, timeframe: str) -> dict[tuple[int, int], "Parsed | R
         text = node["meta"]["rules"][j]
         if len(subjects) == 1:
             try:
-                out[(i, j)] = parse_rule_in(text, SIDE[node["type"]], timeframe, next(iter(subjects.values())))
+                out[(i, j)] = parse_rule_in(text, SIDE[node["type"]], timeframe, next(iter(subjects.values())), customs)
             except RuleError as exc:
                 out[(i, j)] = exc
         elif subjects:
@@ -305,6 +318,14 @@ def _interpret(a: Analysis, doc: dict) -> None:
                 f"Time exit: a position still open {bars} bars after its entry bar is closed at that bar's close.",
                 f"exit at the close of bar entry_bar + {bars} if still open",
             ))
+        elif ntype == "indicator":
+            series = next(s for node_id, s, _e in a.custom if node_id == nid)
+            a.rules.append(RuleInfo(
+                nid, ntype, f"{series.label} = {node['meta']['expression']}",
+                f"Custom indicator {series.label}: {node['meta']['expression']}, computed on each bar from bars up to t.",
+                series.lines[0].split(" = ", 1)[1],
+            ))
+            note_series(list(series.walk()))
         elif ntype == "position_sizing":
             a.rules.append(RuleInfo(nid, ntype, json.dumps(node["meta"], sort_keys=True), _sizing_words(a), _sizing_formula(a)))
 

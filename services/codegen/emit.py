@@ -106,6 +106,10 @@ def _signals_function(a: Analysis) -> list[str]:
     direct_exit = len(exits) == 1
     taken: set[str] = set()
     names: dict[str, str] = {}
+    for node_id, series, _expression in a.custom:
+        block.blank()
+        block.comment(f"Node {_q(node_id)} (indicator):")
+        block.define(list(series.walk()))
     for node in a.condition_nodes:
         block.blank()
         if node.node_type == "entry_condition" and direct_entry:
@@ -145,7 +149,7 @@ def _signals_function(a: Analysis) -> list[str]:
         block.code("exit_node = np.select([" + ", ".join(names[n.node_id] for n in exits) + "], ["
                    + ", ".join(json.dumps(n.node_id) for n in exits) + '], default="")')
 
-    columns = '"entries": entries, "exits": exits, "exit_node": exit_node'
+    columns = '"entries": entries, "exits": exits, "exit_node": exit_node' + "".join(f', "{s.var}": {s.var}' for _n, s, _e in a.custom)
     for stop in _atr_stops(a):
         column = "sl_distance" if stop.node_type == "stop_loss" else "trail_distance"
         block.blank()

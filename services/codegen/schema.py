@@ -22,6 +22,7 @@ NODE_TYPES = [
     "trailing_stop",
     "time_exit",
     "position_sizing",
+    "indicator",
 ]
 CONDITION_TYPES = ("entry_condition", "exit_condition", "filter")
 SINGLETON_TYPES = ("take_profit", "stop_loss", "trailing_stop", "time_exit", "position_sizing")
@@ -109,6 +110,11 @@ META = {
     "time_exit": {
         "type": "object", "additionalProperties": False, "required": ["max_bars"],
         "properties": {"max_bars": {"type": "integer", "minimum": 1, "maximum": 100000}},
+    },
+    "indicator": {
+        "type": "object", "additionalProperties": False, "required": ["name", "expression"],
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 40},
+                       "expression": {"type": "string", "minLength": 1, "maxLength": 500}},
     },
     "position_sizing": {
         "type": "object", "additionalProperties": False, "minProperties": 1,

@@ -63,3 +63,30 @@ def closest_n(rule: str, side: str, n: int = 3) -> list[str]:
 def closest(rule: str, side: str) -> str:
     """The supported example phrasing closest to ``rule``."""
     return closest_n(rule, side, 1)[0]
+
+
+BEGIN, END = "<!-- examples:begin (generated: python -m services.codegen.grammar.examples) -->", "<!-- examples:end -->"
+
+
+def docs_table() -> str:
+    """The markdown table of docs/strategy-schema.md: every example with the formula the grammar gives it."""
+    from services.codegen.grammar.nl import parse_rule
+
+    rows = ["| form | example | formula |", "|---|---|---|"]
+    for form, side, example in EXAMPLES:
+        condition, _ = parse_rule(example, "filter" if side == "any" else side)
+        rows.append(f"| {form} | \"{example}\" | `{condition.formula()}` |")
+    return "\n".join(rows)
+
+
+def write_docs(path) -> None:
+    text = path.read_text()
+    head, rest = text.split(BEGIN, 1)
+    _old, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{docs_table()}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    from services.common.config import project_root
+
+    write_docs(project_root() / "docs" / "strategy-schema.md")

@@ -61,6 +61,8 @@ class Tok:
             return VOLUME if self.source == "volume" else PRICE
         if self.kind == "range":
             return ATR  # a price distance, like the ATR
+        if self.kind == "custom":
+            return "custom indicator " + self.params[0].label  # compares with numbers and with itself only
         return {"rsi": RSI, "macd_line": MACD, "macd_signal": MACD, "macd_hist": MACD, "roc": ROC, "atr": ATR}.get(
             self.kind, PRICE
         )
@@ -72,6 +74,7 @@ class Context:
     timeframe: str = "1d"
     rule: str = ""
     warnings: list[str] = dataclasses.field(default_factory=list)
+    custom: dict = dataclasses.field(default_factory=dict)  # custom indicator name -> Series
     subject: "Subject | None" = None  # the series "it" (or an omitted subject) binds to, from the strategy's other rules
     level_subject: "Tok | None" = None  # the series this rule compares with a number, offered to the others
 
@@ -287,6 +290,9 @@ def _ma_tok(m: re.Match, ctx: Context, n_group: str = "n") -> Tok:
 def _tokenize(t: str, ctx: Context) -> tuple[str, list[Tok]]:
     toks = Tokens(ctx)
     t = " " + t + " "
+    # Custom indicators by name (defined by indicator nodes), before any built-in word.
+    for name, series in ctx.custom.items():
+        t = toks.sub(r"(?<![\w])" + re.escape(name) + r"(?![\w])", t, lambda m, s=series: Tok("custom", params=(s,)))
 
     # MACD: parameters anywhere in the rule apply to its line, signal and histogram.
     params = (12, 26, 9)
@@ -492,6 +498,8 @@ def _series(tok: Tok, other: Tok | None = None) -> Series:
 
 
 def _base_series(tok: Tok) -> Series:
+    if tok.kind == "custom":
+        return tok.params[0]
     if tok.of is not None:
         return ind.average_of(tok.ma, tok.window, _series(tok.of))
     if tok.kind == "yh":
@@ -913,9 +921,10 @@ def parse_rule(rule: str, side: str, timeframe: str = "1d") -> tuple[Condition, 
     return parsed.condition, parsed.warnings
 
 
-def parse_rule_in(rule: str, side: str, timeframe: str = "1d", subject: Subject | None = None) -> Parsed:
-    """Like parse_rule, with the series a pronoun binds to (from the strategy's other rules)."""
-    ctx = Context(side=side, timeframe=timeframe, rule=rule, subject=subject)
+def parse_rule_in(rule: str, side: str, timeframe: str = "1d", subject: Subject | None = None,
+                  customs: dict[str, Series] | None = None) -> Parsed:
+    """Like parse_rule, with the series a pronoun binds to (from the strategy's other rules) and the custom indicators."""
+    ctx = Context(side=side, timeframe=timeframe, rule=rule, subject=subject, custom=dict(customs or {}))
     try:
         text = _basic(rule)
         if not text:
