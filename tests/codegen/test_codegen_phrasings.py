@@ -218,3 +218,25 @@ def test_three_closest_phrasings_for_a_rule_not_understood():
     assert caught.value.suggestions[0] == caught.value.suggestion == "Buy when price gaps up 2%"
     for example in caught.value.suggestions:
         parse_rule(example, "entry")  # every suggestion is itself understood
+
+
+@pytest.mark.parametrize("text", [
+    "9" * 10_000,
+    ("Buy when RSI is below 30 and " * 400)[:10_000],
+    ("x " * 5_000),
+    ("Buy when the 20-day SMA crosses above the 50-day SMA within the last 5 bars " * 150)[:10_000],
+    "(" * 10_000,
+], ids=["digits", "and-chain", "short-words", "long-phrasing", "parentheses"])
+def test_a_10000_character_rule_answers_within_50_ms(text):
+    """The one timing-bounded test the issue allows: best of three, on a shared 2-core machine."""
+    import time
+
+    parse_rule("Buy when RSI is below 30", "entry")  # patterns compiled once per process, not per rule
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        with pytest.raises(RuleError) as caught:
+            parse_rule(text, "entry")
+        best = min(best, time.perf_counter() - start)
+    assert "at most 300" in caught.value.reason and len(caught.value.suggestions) == 3
+    assert best < 0.050, f"{best * 1000:.1f} ms"

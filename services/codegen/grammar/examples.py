@@ -49,15 +49,20 @@ EXAMPLES: list[tuple[str, str, str]] = [
 ]
 
 
+def _words(text: str) -> set[str]:
+    return set(text.replace("(", " ").replace(")", " ").split())
+
+
 def closest_n(rule: str, side: str, n: int = 3) -> list[str]:
-    """The ``n`` supported example phrasings closest to ``rule`` (difflib ratio on its first 200 characters)."""
-    text = rule.lower().strip()[:200]
-    scored = []
-    for _form, ex_side, example in EXAMPLES:
-        if side in ("entry", "exit") and ex_side not in (side, "any"):
-            continue
-        scored.append((-difflib.SequenceMatcher(None, text, example.lower()).ratio(), example))
-    return [example for _score, example in sorted(scored)[:n]]
+    """The ``n`` supported example phrasings closest to ``rule``: the examples sharing most words with its first
+    100 characters, ranked by difflib ratio (difflib on a short prefix and a few candidates keeps this fast)."""
+    text = rule.lower().strip()[:100]
+    words = _words(text)
+    candidates = [example for _form, ex_side, example in EXAMPLES if side not in ("entry", "exit") or ex_side in (side, "any")]
+    overlap = sorted(candidates, key=lambda ex: -len(words & _words(ex.lower())) / (len(words | _words(ex.lower())) or 1))
+    shortlist = overlap[: max(2 * n, 8)]
+    ranked = sorted(shortlist, key=lambda ex: -difflib.SequenceMatcher(None, text, ex.lower()).ratio())
+    return ranked[:n]
 
 
 def closest(rule: str, side: str) -> str:

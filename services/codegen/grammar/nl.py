@@ -911,6 +911,22 @@ def _match(sentence: str, matcher: Matcher) -> Condition | None:
     return None
 
 
+# A rule's size budget, checked in one pass before any pattern runs: the patterns' cost grows faster than
+# linearly with the length of a run of words or digits, so the budget is what bounds the time of a rule.
+MAX_RULE_CHARS, MAX_RULE_WORDS, MAX_WORD_CHARS = 300, 60, 40
+
+
+def _check_size(rule: str) -> None:
+    if len(rule) > MAX_RULE_CHARS:
+        raise RuleError(f"the rule is {len(rule)} characters; a rule has at most {MAX_RULE_CHARS} (split it into several rules)")
+    words = rule.split()
+    if len(words) > MAX_RULE_WORDS:
+        raise RuleError(f"the rule has {len(words)} words; a rule has at most {MAX_RULE_WORDS} (split it into several rules)")
+    longest = max(words, key=len, default="")
+    if len(longest) > MAX_WORD_CHARS:
+        raise RuleError(f"'{longest[:20]}...' is {len(longest)} characters long; no word of a rule is longer than {MAX_WORD_CHARS}")
+
+
 def parse_rule(rule: str, side: str, timeframe: str = "1d") -> tuple[Condition, list[str]]:
     """The condition a rule means, and warnings about how it was read.
 
@@ -926,6 +942,7 @@ def parse_rule_in(rule: str, side: str, timeframe: str = "1d", subject: Subject 
     """Like parse_rule, with the series a pronoun binds to (from the strategy's other rules) and the custom indicators."""
     ctx = Context(side=side, timeframe=timeframe, rule=rule, subject=subject, custom=dict(customs or {}))
     try:
+        _check_size(rule)
         text = _basic(rule)
         if not text:
             raise RuleError("the rule is empty")
