@@ -25,6 +25,7 @@ from services.orchestrator.clients import Cancelled
 from services.orchestrator.convert import struct
 from services.orchestrator.crew import proposals
 from services.orchestrator.crew.context import ExecutionContext
+from services.orchestrator.no_trade import no_trade_warning
 from services.orchestrator.warmup import warmup_shortfalls
 from stratexec.codegen.v1 import codegen_pb2
 from stratexec.memory.v1 import memory_pb2
@@ -332,6 +333,8 @@ class ExecuteCodeTool(ContextTool):
             ctx.result = reply.result
             for message in warmup_shortfalls(ctx.analysis, ctx.params.start_date, reply.result.data):
                 ctx.warn("sandbox", message)
+            if (message := no_trade_warning(ctx.analysis, reply.result)) is not None:
+                ctx.warn("sandbox", message)  # in the event stream, the insights and the CLI's output
             return {"outcome": "RUN_OUTCOME_SUCCEEDED", "metrics": json_format.MessageToDict(reply.result.metrics),
                     "duration_ms": round(reply.duration_ms, 1), "isolation": list(reply.isolation)}
 

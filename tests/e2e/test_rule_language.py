@@ -1,0 +1,45 @@
+"""The rule language through the whole stack: a custom indicator and a pronoun-bound exit run end to end; a run
+with no trade says so in the event stream, the insights and the CLI's output."""
+from __future__ import annotations
+
+import json
+
+from stratexec.orchestrator.v1 import execution_pb2 as S
+from tests.e2e.conftest import btc_2024
+from tests.e2e.test_cli import cli
+
+CUSTOM = {"nodes": [
+    {"id": "osc", "type": "indicator", "meta": {"name": "my_osc", "expression": "(close - sma(close, 10)) / atr(14)"}},
+    {"id": "entry", "type": "entry_condition", "meta": {"rules": ["Enter when my_osc crosses above 1.5"]}},
+    {"id": "exit", "type": "exit_condition", "meta": {"rules": ["Exit when it is below 0"]}},
+]}
+
+
+def warnings_of(events) -> list[str]:
+    return [e.log.message for e in events if e.type == S.EVENT_TYPE_LOG and e.log.level == S.LOG_LEVEL_WARNING]
+
+
+def test_custom_indicator_strategy_runs_end_to_end(client):
+    execution = client.execute(CUSTOM, btc_2024())
+    events = list(client.watch(execution.id))
+    assert events[-1].status == S.EXECUTION_STATUS_COMPLETED, client.get(execution.id).error_message
+    result = client.results(execution.id).result
+    assert result.metrics.trades > 0
+    code = client.code(execution.id).code
+    assert "ind_my_osc = ((close - (close).rolling(10).mean()) / atr_14)" in code
+    assert "exits = ind_my_osc < 0" in code  # "it" bound to my_osc, not to the close
+
+
+def test_a_run_with_no_trade_is_warned_in_the_events_and_the_cli(orchestrator_addr, client, tmp_path):
+    path = tmp_path / "never.json"
+    path.write_text(json.dumps({"nodes": [
+        {"id": "entry", "type": "entry_condition", "meta": {"rules": ["Buy when the price is above 10000000"]}},
+        {"id": "sl", "type": "stop_loss", "meta": {"stop_pct": 5}},
+    ]}))
+    proc = cli(orchestrator_addr, "run", str(path), "--symbols", "BTC", "--start", "2024-01-01", "--end", "2024-12-31", "--watch")
+    assert proc.returncode == 0, proc.stderr
+    assert "! no trade: the entry condition" in proc.stdout  # the CLI prints the warnings with the results
+    execution_id = proc.stdout.splitlines()[0].split()[-1]
+    warned = [w for w in warnings_of(client.watch(execution_id)) if w.startswith("no trade:")]
+    assert warned and '"Buy when the price is above 10000000" (close > 10000000' in warned[0]
+    assert any(w.startswith("no trade:") for w in client.get(execution_id).agent_insights["warnings"])
