@@ -33,7 +33,7 @@ class Limits:
 
 @dataclasses.dataclass(frozen=True)
 class SandboxConfig:
-    host: str = "[::]"
+    host: str = "localhost"  # SANDBOX_HOST: loopback unless set; off loopback it needs STRATEXEC_INTERNAL_TOKEN
     port: int = 50053
     data_provider: str = "bundled"  # bundled | csv | yfinance
     bundled_dir: str = str(project_root() / "data" / "ohlcv")

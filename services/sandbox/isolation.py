@@ -23,8 +23,12 @@ A run of untrusted code gets, from outside in:
   no-new-privs        prctl(PR_SET_NO_NEW_PRIVS)                            boot
   seccomp             no exec, no sockets but AF_UNIX, no ptrace, mount,   boot (when a
                       unshare, bpf                                         binding exists)
-  clean-env           only PATH, HOME, TMPDIR, PYTHONPATH, thread vars,    runner
-                      STRATEXEC_RESULT_FD: no keys, no DATABASE_URL
+  clean-env           only PATH, HOME, TMPDIR, thread vars,                runner
+                      STRATEXEC_RESULT_FD: no keys, no DATABASE_URL; the
+                      interpreter runs isolated (-I: no PYTHON* variables,
+                      no user site, no working directory on sys.path)
+  run-pid-namespace   pool: each run in a user+pid namespace of its own    jail_boot
+                      below its warm parent (kill(-1) reaches only it)
   closed-fds          only stdio and the result pipe are inherited         runner + boot
   private-workdir     a fresh directory per run, removed afterwards        RunDir
   read-only-data      prepared <SYMBOL>.csv files 0444 in a 0555 dir       RunDir
@@ -415,7 +419,9 @@ def _bwrap_view(plan: IsolationPlan, binds: list[tuple[str, str, bool]]) -> list
     return args
 
 
-PYTHON_FLAGS = ["-s", "-B", "-X", "frozen_modules=on"]
+# -I: isolated (no PYTHON* variables, no user site, neither the script's directory nor the
+# working directory on sys.path); the boot scripts put the runtime package on the path themselves.
+PYTHON_FLAGS = ["-I", "-B", "-X", "frozen_modules=on"]
 
 
 def _outer_prefix(plan: IsolationPlan) -> list[str]:
@@ -425,17 +431,14 @@ def _outer_prefix(plan: IsolationPlan) -> list[str]:
     return []
 
 
-def run_env(home: str, result_fd: int, pythonpath: str) -> dict[str, str]:
-    """The whole environment of a run: nothing inherited from the service."""
+def run_env(home: str, result_fd: int) -> dict[str, str]:
+    """The whole environment of a run: nothing inherited from the service (and no PYTHON*
+    variable: the interpreter runs isolated and would ignore them)."""
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": home,
         "TMPDIR": home,
         "LANG": "C.UTF-8",
-        "PYTHONPATH": pythonpath,
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONNOUSERSITE": "1",
-        "PYTHONHASHSEED": "0",
         "MPLBACKEND": "Agg",
         "MPLCONFIGDIR": home,
         "JOBLIB_MULTIPROCESSING": "0",
@@ -449,7 +452,7 @@ def run_env(home: str, result_fd: int, pythonpath: str) -> dict[str, str]:
 
 
 def boot_config(plan: IsolationPlan, limits: Limits, *, script: str, data: str, workdir: str,
-                uid: int | None, result_fd: int, run_id: str = "") -> dict:
+                uid: int | None, result_fd: int, path: str, run_id: str = "") -> dict:
     return {
         "run_id": run_id,  # names the run's processes in ps (and lets tests find survivors)
         "uid": uid,
@@ -460,6 +463,7 @@ def boot_config(plan: IsolationPlan, limits: Limits, *, script: str, data: str, 
         "args": ["--data", data],
         "workdir": workdir,
         "result_fd": result_fd,
+        "path": [path],  # prepended to sys.path: the runtime package (the interpreter is isolated)
     }
 
 
@@ -472,16 +476,16 @@ def command(plan: IsolationPlan, limits: Limits, run: RunDir, uid: int | None, r
         if uid is not None:  # kept for the boot step only: it switches uid, which clears them
             caps += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         conf = boot_config(plan, limits, script=f"{JAIL_INPUT}/strategy.py", data=f"{JAIL_INPUT}/data",
-                           workdir=JAIL_WORK, uid=uid, result_fd=result_fd, run_id=run_id)
+                           workdir=JAIL_WORK, uid=uid, result_fd=result_fd, run_id=run_id, path=JAIL_RUNTIME_PARENT)
         binds = [(str(BOOT_SCRIPT), JAIL_BOOT, False), (str(run.input), JAIL_INPUT, False), (str(run.work), JAIL_WORK, True)]
         argv = [shutil.which("bwrap") or "bwrap", *_bwrap_namespaces(), "--hostname", "sandbox", *caps,
                 *_bwrap_view(plan, binds), plan.python, *python_flags, JAIL_BOOT, json.dumps(conf)]
-        return argv, run_env(JAIL_WORK, result_fd, JAIL_RUNTIME_PARENT)
+        return argv, run_env(JAIL_WORK, result_fd)
     conf = boot_config(plan, limits, script=str(run.script), data=str(run.data), workdir=str(run.work),
-                       uid=uid, result_fd=result_fd, run_id=run_id)
+                       uid=uid, result_fd=result_fd, run_id=run_id, path=str(RUNTIME_PACKAGE.parent))
     argv = [*_outer_prefix(plan), plan.python, *python_flags, str(BOOT_SCRIPT), json.dumps(conf)]
     # Without bwrap the runtime package is found next to the service code.
-    return argv, run_env(str(run.work), result_fd, str(RUNTIME_PACKAGE.parent))
+    return argv, run_env(str(run.work), result_fd)
 
 
 # ---------------------------------------------------------------------------
@@ -535,7 +539,7 @@ def parent_command(plan: IsolationPlan, limits: Limits, dirs: SlotDirs, uid: int
     bwrap = plan.outer == "bwrap"
     home = JAIL_HOME if bwrap else str(dirs.home)
     pythonpath = JAIL_RUNTIME_PARENT if bwrap else str(RUNTIME_PACKAGE.parent)
-    env = run_env(home, 3, pythonpath)
+    env = run_env(home, 3)
     env.pop("STRATEXEC_RESULT_FD")
     conf = {
         "token": token,  # names the parent in ps
@@ -546,6 +550,7 @@ def parent_command(plan: IsolationPlan, limits: Limits, dirs: SlotDirs, uid: int
         "limits": dataclasses.asdict(limits),
         "seccomp": plan.seccomp,
         "env": env,
+        "path": [pythonpath],
     }
     if bwrap:
         caps = ["--cap-drop", "ALL"]

@@ -3,7 +3,7 @@
 Standard library only: it is bind-mounted alone into the jail (no service
 code is visible there). Invoked as
 
-    python -s -B jail_boot.py '<json config>'
+    python -I -B jail_boot.py '<json config>'
 
 and, in order: closes every inherited descriptor but stdio and the result
 channel, sets the resource limits, drops to the run's uid (when started as
@@ -20,6 +20,7 @@ import json
 import os
 import resource
 import runpy
+import signal
 import sys
 
 BOOT_FAILED = 120
@@ -73,6 +74,86 @@ def drop_privileges(uid: int | None, gid: int | None) -> None:
     except PermissionError:
         return
     raise RuntimeError("could regain root after dropping it")
+
+
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+PR_SET_PDEATHSIG = 1
+
+
+def _write_proc(name: str, text: str) -> None:
+    fd = os.open(f"/proc/self/{name}", os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _mirror(status: int) -> None:
+    """End this process the way the run ended (the exit code, or the same signal)."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+        os._exit(128 + sig)
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+
+
+def own_pid_namespace(uid: int | None, gid: int | None) -> None:
+    """Put the rest of this run in a pid namespace of its own, below the caller's.
+
+    Called in a warm parent's forked child, before anything else of the run:
+    it takes the run's uid, makes a user+pid namespace (no privilege needed),
+    and forks an init (pid 1 there) that forks the run (pid 2) and returns in
+    it. This process stays outside, waits and ends as the run did. The run sees
+    no process but its own: kill(-1) reaches nothing of the warm parent, its
+    spare or other slots, and nothing it starts outlives its init. Returns only
+    in the run; every failure raises (the jail is then incomplete)."""
+    drop_privileges(uid, gid)
+    libc = _libc()
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # a uid change cleared it
+    real_uid, real_gid = os.getuid(), os.getgid()
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWPID) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER|CLONE_NEWPID)")
+    if real_uid != 0:  # the run keeps its uid inside (uid 0 may not be mapped without CAP_SETFCAP)
+        libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # /proc/self/*_map belong to us only while dumpable
+        try:
+            _write_proc("setgroups", "deny")
+            _write_proc("uid_map", f"{real_uid} {real_uid} 1")
+            _write_proc("gid_map", f"{real_gid} {real_gid} 1")
+        finally:
+            libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    status_r, status_w = os.pipe()
+    init = os.fork()
+    if init:  # outside: wait for the namespace's init, which reports the run's status
+        os.close(status_w)
+        for fd in (0, 1, 2):  # the run's output ends when the run does, not when this process does
+            os.close(fd)
+        close_inherited_fds({status_r})
+        _, init_status = os.waitpid(init, 0)
+        data = os.read(status_r, 16)
+        _mirror(int(data) if data else init_status)
+    os.close(status_r)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    run = os.fork()
+    if run:  # pid 1 of the namespace: reap orphans until the run ends, then report it
+        close_inherited_fds({status_w})
+        while True:
+            pid, status = os.waitpid(-1, 0)
+            if pid == run:
+                os.write(status_w, str(status).encode())
+                os._exit(0)  # everything else in the namespace dies with its init
+    os.close(status_w)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    drop_capabilities()
+
+
+def drop_capabilities() -> None:
+    """No capability left, not even those a new user namespace grants its creator."""
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()
+    if _libc().capset(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
 
 
 def no_new_privs() -> None:
@@ -131,7 +212,9 @@ def run_script(config: dict) -> None:
     script = config["script"]
     os.chdir(config["workdir"])
     sys.argv = [script, *config.get("args", [])]
-    sys.path[0] = os.path.dirname(script)
+    # Isolated interpreter (-I): neither PYTHONPATH nor the working directory is on the path;
+    # the script's read-only input directory and the runtime package are, from the config.
+    sys.path[:0] = [os.path.dirname(script), *config.get("path", [])]
     runpy.run_path(script, run_name="__main__")
 
 

@@ -161,6 +161,7 @@ class PoolRunner(Runner):
     @property
     def isolation(self) -> list[str]:
         layers = list(self.plan.active)
+        layers.append("run-pid-namespace")  # jail_boot.own_pid_namespace, in every child
         if "non-root-uid" in layers:
             layers.append("kill-by-uid")
         return layers

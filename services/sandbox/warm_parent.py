@@ -35,7 +35,8 @@ import threading
 import time
 import traceback
 
-import jail_boot  # beside this file, inside the jail too
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I: the script's directory is not on the path
+import jail_boot  # noqa: E402 (beside this file, inside the jail too)
 
 RESULT_FD = 3
 PR_SET_NAME = 15
@@ -198,6 +199,7 @@ def child(config: dict, job: dict, out_fd: int, result_fd: int, control: socket.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         boot = {"limits": config["limits"], "uid": config.get("uid"), "gid": config.get("uid"),
                 "seccomp": config.get("seccomp", False)}
+        jail_boot.own_pid_namespace(boot["uid"], boot["gid"])  # returns in the run, pid 2 of its own namespace
         jail_boot.confine(boot, {RESULT_FD})
     except BaseException as exc:
         try:
@@ -205,7 +207,8 @@ def child(config: dict, job: dict, out_fd: int, result_fd: int, control: socket.
         finally:
             os._exit(jail_boot.BOOT_FAILED)
     try:
-        jail_boot.run_script({"script": job["script"], "args": ["--data", job["data"]], "workdir": job["workdir"]})
+        jail_boot.run_script({"script": job["script"], "args": ["--data", job["data"]], "workdir": job["workdir"],
+                              "path": config["path"]})
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -394,6 +397,7 @@ def sweep(uid: int | None) -> None:
 
 def main() -> None:
     config = json.loads(sys.argv[1])
+    sys.path[1:1] = config["path"]  # the runtime package, right after this script's directory
     control = socket.socket(fileno=int(config["control_fd"]))
     jail_boot.close_inherited_fds({control.fileno()})
     libc = ctypes.CDLL(None, use_errno=True)

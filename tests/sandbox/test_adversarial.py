@@ -399,6 +399,38 @@ PROGRAMS = [
         while True:
             sys.stdout.write("flood " * 1000 + "\\n")
     """, set(), {Outcome.TIMED_OUT}),
+    # --- other processes of the jail, and the interpreter itself
+    ("signal every process it can name", """
+        import os, signal
+        others = []
+        for pid in range(1, 4096):
+            if pid in (os.getpid(), os.getppid()):  # itself, and the init of its own pid namespace
+                continue
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            except PermissionError:
+                pass
+            others.append(pid)
+        if others:
+            print("ESCAPED processes outside the run can be signalled:", others)
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    """, set(), None),
+    ("plant a module in the working directory and read PYTHON* variables", """
+        import os, sys
+        open("json_helpers_planted.py", "w").write("X = 1")
+        try:
+            import json_helpers_planted  # noqa: F401
+            print("ESCAPED a module planted in the working directory was imported")
+        except ImportError:
+            pass
+        if not (sys.flags.isolated and sys.flags.ignore_environment and sys.flags.safe_path):
+            print("ESCAPED the interpreter is not isolated:", sys.flags)
+    """, set(), None),
     # --- forged results
     ("result printed on stdout", """
         import json

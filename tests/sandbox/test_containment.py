@@ -32,12 +32,15 @@ def data():
 class Jail:
     """A started runner (fresh or warm pool) on its own event loop, for the whole module."""
 
-    def __init__(self, mode: str, scratch: pathlib.Path):
+    def __init__(self, mode: str, scratch: pathlib.Path, shared_uid: bool = False):
         self.mode = mode
         self.scratch = scratch
         self.config = dataclasses.replace(SandboxConfig.from_env(), scratch_dir=str(scratch), pool_size=1,
                                           output_cap_bytes=200_000, mode=mode, recycle_after=1000)
         self.plan = isolation.probe(self.config)
+        if shared_uid:  # as when the service is not root: runs have the warm parent's uid
+            isolation.release_uid_block(self.plan.uid_base)
+            self.plan = dataclasses.replace(self.plan, active=tuple(x for x in self.plan.active if x != "non-root-uid"))
         self.loop = asyncio.new_event_loop()
         self.runner = make_runner(self.config, self.plan)
         self.loop.run_until_complete(self.runner.start())
@@ -208,7 +211,7 @@ print("REPORT " + json.dumps(seen))
 """
     _, out = jail.run(code, data)
     seen = report_json(out)
-    assert set(seen["env"]) <= {*isolation.run_env("/x", 3, "/y"), "PWD"}  # PWD: set by bwrap
+    assert set(seen["env"]) <= {*isolation.run_env("/x", 3), "PWD"}  # PWD: set by bwrap
     blob = json.dumps(seen)
     for key, value in PLANTED.items():
         assert value not in blob and key not in blob
@@ -460,3 +463,64 @@ def warm_parent_pids(token: str) -> list[int]:
         if "python" in os.path.basename(exe) and uid == str(os.getuid()):
             found.append(pid)
     return found
+
+
+ISOLATED = """
+import json, os, sys
+open("planted_module.py", "w").write("PLANTED = True")
+try:
+    import planted_module  # noqa: F401
+    planted = True
+except ImportError:
+    planted = False
+print("REPORT " + json.dumps({"isolated": sys.flags.isolated, "ignore_environment": sys.flags.ignore_environment,
+                              "safe_path": sys.flags.safe_path, "no_user_site": sys.flags.no_user_site,
+                              "cwd_on_path": os.getcwd() in sys.path or "" in sys.path, "planted": planted,
+                              "pythonpath": "PYTHONPATH" in os.environ}))
+"""
+
+
+def test_the_interpreter_is_isolated_from_environment_and_working_directory(jail, data):
+    _, out = jail.run(ISOLATED, data)
+    seen = report_json(out)
+    assert seen == {"isolated": 1, "ignore_environment": 1, "safe_path": True, "no_user_site": 1,
+                    "cwd_on_path": False, "planted": False, "pythonpath": False}
+
+
+KILL_EVERYTHING = """
+import json, os, signal
+try:
+    os.kill(-1, signal.SIGKILL)
+    sent = "sent"
+except OSError as exc:
+    sent = type(exc).__name__
+print("REPORT " + json.dumps({"kill_all": sent, "ppid": os.getppid()}), flush=True)
+"""
+
+
+def kill_everything_then_run(jail, data):
+    parent = jail.runner.parents.get(0) if jail.mode == "pool" else None
+    job, out = jail.run(KILL_EVERYTHING, data)
+    assert report_json(out)["kill_all"] in ("sent", "ProcessLookupError")
+    assert jail.survivors(job) == []
+    if parent is not None:  # the warm parent (and its next spare) did not get the signal
+        assert parent.alive and jail.runner.parents[0] is parent, "the run's kill(-1) reached its warm parent"
+    _, out = jail.run(EXAMPLE, data, timeout=120)  # a fresh interpreter imports vectorbt first
+    assert out.outcome is Outcome.SUCCEEDED, out.logs[-5:]
+    if parent is not None:
+        assert jail.runner.parents[0] is parent
+
+
+def test_kill_minus_one_reaches_only_the_runs_own_processes(jail, data):
+    kill_everything_then_run(jail, data)
+
+
+@pytest.fixture(scope="module")
+def shared_uid_pool(tmp_path_factory):
+    jail = Jail("pool", tmp_path_factory.mktemp("containment-shared-uid") / "scratch", shared_uid=True)
+    yield jail
+    jail.close()
+
+
+def test_kill_minus_one_with_the_parents_uid_spares_the_warm_parent(shared_uid_pool, data):
+    kill_everything_then_run(shared_uid_pool, data)
