@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from services.common.env import QUIET
+from services.common.server import is_loopback
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -256,6 +257,8 @@ def test_service_container(name, resources, ports):
     env = env_map(container, resources)
     assert env[f"{name.upper()}_PORT"] == str(port)
     assert env["STRATEXEC_INTERNAL_TOKEN"] == {"secretKeyRef": {"name": "stratexec-internal", "key": "token"}}
+    if name != "orchestrator":  # other pods reach it: off loopback, which serve() allows only with the token
+        assert not is_loopback(env[f"{name.upper()}_HOST"])
     for key, value in TELEMETRY_OFF.items():
         assert env[key] == value, f"{name}: {key}"
     # Every variable set for this container is one its code (or a library) reads.
@@ -395,6 +398,8 @@ def test_compose_service(name, compose, ports):
     assert "STRATEXEC_INTERNAL_TOKEN" in env
     for key, value in TELEMETRY_OFF.items():
         assert env[key] == value
+    if name != "orchestrator":
+        assert not is_loopback(env[f"{name.upper()}_HOST"])
     assert set(env) - READ_BY_ANY - LIBRARY_ENV == set()
     service_specific = {k for k in env if k.startswith(f"{name.upper()}_")}
     assert service_specific <= READ[name]

@@ -8,7 +8,7 @@ from services.common.config import env_int, env_str
 
 @dataclasses.dataclass(frozen=True)
 class CodegenConfig:
-    host: str = "[::]"
+    host: str = "localhost"  # CODEGEN_HOST: loopback unless set; off loopback it needs STRATEXEC_INTERNAL_TOKEN
     port: int = 50052
     log_level: str = "INFO"
     grace_seconds: float = 5.0

@@ -36,6 +36,27 @@ class ServerSpec:
 
 
 INTERNAL_TOKEN_ENV = "STRATEXEC_INTERNAL_TOKEN"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def is_loopback(host: str) -> bool:
+    """True for a bind host only this machine can reach."""
+    import ipaddress
+
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def require_token_off_loopback(spec: "ServerSpec", token: str) -> None:
+    """An internal service reachable from other machines must authenticate its callers."""
+    if spec.internal and not token and not is_loopback(spec.host):
+        raise SystemExit(f"{spec.name}: refusing to listen on {spec.host} (off loopback) without "
+                         f"{INTERNAL_TOKEN_ENV}: set the same secret on every service, or bind loopback "
+                         f"({spec.name.upper()}_HOST=localhost, the default)")
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")  # probes and grpcurl discovery stay open
 
 
@@ -141,6 +162,7 @@ async def serve(
     """
     interceptors: list[grpc.aio.ServerInterceptor] = [ExecutionIdServerInterceptor(), ApiErrorInterceptor(logger)]
     internal_token = os.environ.get(INTERNAL_TOKEN_ENV, "")
+    require_token_off_loopback(spec, internal_token)
     if spec.internal and internal_token:
         interceptors.insert(0, InternalTokenInterceptor(internal_token))
     server = grpc.aio.server(

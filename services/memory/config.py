@@ -58,7 +58,7 @@ class MemoryConfig:
     @classmethod
     def from_env(cls) -> "MemoryConfig":
         return cls(
-            host=env_str("MEMORY_HOST", "[::]"),
+            host=env_str("MEMORY_HOST", "localhost"),  # off loopback it needs STRATEXEC_INTERNAL_TOKEN
             port=env_int("MEMORY_PORT", 50054),
             data_dir=env_path("MEMORY_DATA_DIR", default_data_dir("memory")),
             collection=env_str("MEMORY_COLLECTION", "stratexec_memories"),

@@ -27,6 +27,7 @@ class OrchestratorConfig:
     default_user: str
     auth_mode: str  # "trusted" (x-user-id from a gateway) or "tokens" (bearer tokens from token_file)
     token_file: str
+    trust_remote_user_id: bool  # trusted mode: x-user-id believed from non-loopback peers too (logged warning)
     internal_token: str  # sent to codegen, sandbox and memory when set
     log_level: str
 
@@ -51,6 +52,7 @@ class OrchestratorConfig:
             default_user=env_str("ORCHESTRATOR_DEFAULT_USER", "default"),
             auth_mode=env_str("ORCHESTRATOR_AUTH", "trusted"),
             token_file=env_str("ORCHESTRATOR_TOKEN_FILE", ""),
+            trust_remote_user_id=env_str("ORCHESTRATOR_TRUST_REMOTE_USER_ID", "").strip().lower() in ("1", "true", "yes"),
             internal_token=env_str("STRATEXEC_INTERNAL_TOKEN", ""),
             log_level=env_str("LOG_LEVEL", "INFO"),
         )

@@ -4,16 +4,23 @@ Two modes (``ORCHESTRATOR_AUTH``):
 - ``tokens``: every call carries ``authorization: Bearer <token>``; the
   token file (``ORCHESTRATOR_TOKEN_FILE``, JSON ``{"<token>": "<user id>"}``)
   maps it to a user. A missing or unknown token is UNAUTHENTICATED.
-- ``trusted`` (the default, for a gateway in front or a developer's
-  machine): the user is the ``x-user-id`` metadata, or the default user.
+- ``trusted`` (the default, for a developer's machine or a gateway in
+  front): the user is the ``x-user-id`` metadata, or the default user.
+  ``x-user-id`` is taken only from a loopback (or Unix socket) peer; from
+  any other peer it is UNAUTHENTICATED unless the operator opts in with
+  ``ORCHESTRATOR_TRUST_REMOTE_USER_ID=1`` (a gateway on another host),
+  which is logged as a warning at start-up.
 Everything a user stores is visible to that user only.
 """
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
+import logging
 import pathlib
 import re
+import urllib.parse
 
 import grpc
 
@@ -29,12 +36,30 @@ def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
     return None
 
 
+def from_loopback(peer: str) -> bool:
+    """``context.peer()`` is ``ipv4:127.0.0.1:port``, ``ipv6:[::1]:port`` (maybe %-encoded) or ``unix:path``."""
+    peer = urllib.parse.unquote(peer or "")
+    kind, _, rest = peer.partition(":")
+    if kind == "unix":
+        return True
+    host = rest.rsplit(":", 1)[0].strip("[]") if kind in ("ipv4", "ipv6") else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Identity:
-    def __init__(self, mode: str, default_user: str, token_file: str = ""):
+    def __init__(self, mode: str, default_user: str, token_file: str = "", trust_remote: bool = False):
         if mode not in ("trusted", "tokens"):
             raise SystemExit(f"ORCHESTRATOR_AUTH must be 'trusted' or 'tokens', not {mode!r}")
         self.mode = mode
         self.default_user = default_user
+        self.trust_remote = trust_remote
+        if mode == "trusted" and trust_remote:
+            logging.getLogger("orchestrator.identity").warning(
+                "ORCHESTRATOR_TRUST_REMOTE_USER_ID is on: x-user-id is believed from ANY peer; only safe behind a "
+                "gateway that sets it and is the only way in (use ORCHESTRATOR_AUTH=tokens otherwise)")
         self.tokens: dict[str, str] = {}
         if mode == "tokens":
             if not token_file:
@@ -56,6 +81,11 @@ class Identity:
         user = _metadata(context, "x-user-id")
         if user is None:
             return self.default_user
+        if not self.trust_remote and not from_loopback(context.peer()):
+            raise errors.ApiError(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "x-user-id is accepted only from this machine in the trusted identity mode; use ORCHESTRATOR_AUTH=tokens, "
+                "or ORCHESTRATOR_TRUST_REMOTE_USER_ID=1 behind a gateway that sets it", reason="UNAUTHENTICATED")
         if not _USER.match(user):
             raise errors.invalid_argument("bad x-user-id", [("x-user-id", "1-128 letters, digits, _ . @ -")])
         return user

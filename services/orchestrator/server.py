@@ -36,7 +36,7 @@ async def main() -> None:
     events = EventLog(repo, Notifier(asyncio.get_running_loop()))
     clients = ServiceClients(config)
     runner = Runner(config, repo, events, clients)
-    identity = Identity(config.auth_mode, config.default_user, config.token_file)
+    identity = Identity(config.auth_mode, config.default_user, config.token_file, config.trust_remote_user_id)
 
     def register(server) -> None:
         execution_pb2_grpc.add_ExecutionServiceServicer_to_server(

@@ -5,7 +5,7 @@ from services.codegen.config import CodegenConfig
 def test_defaults_and_overrides(monkeypatch):
     for name in ("CODEGEN_HOST", "CODEGEN_PORT", "CODEGEN_LOG_LEVEL", "LOG_LEVEL"):
         monkeypatch.delenv(name, raising=False)
-    assert CodegenConfig.from_env() == CodegenConfig(host="[::]", port=50052, log_level="INFO")
+    assert CodegenConfig.from_env() == CodegenConfig(host="localhost", port=50052, log_level="INFO")
     monkeypatch.setenv("CODEGEN_HOST", "127.0.0.1")
     monkeypatch.setenv("CODEGEN_PORT", "6000")
     monkeypatch.setenv("CODEGEN_LOG_LEVEL", "debug")
