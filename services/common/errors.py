@@ -50,6 +50,25 @@ class ApiError(Exception):
         return make_status(self.code, self.message, reason=self.reason, metadata=self.metadata, violations=self.violations)
 
 
+MAX_VIOLATIONS = 20  # field violations sent in one BadRequest; the rest are counted
+MAX_DETAILS_BYTES = 4096  # the details travel base64-encoded in a trailer (gRPC refuses ~8-16 KiB of metadata)
+MAX_DESCRIPTION_CHARS = 300
+
+
+def capped_violations(violations: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int]:
+    """The first violations that fit the trailer budget, and how many were left out."""
+    kept: list[tuple[str, str]] = []
+    size = 0
+    for field, description in violations:
+        if len(description) > MAX_DESCRIPTION_CHARS:
+            description = description[:MAX_DESCRIPTION_CHARS - 3] + "..."
+        size += len(field.encode()) + len(description.encode()) + 8
+        if len(kept) >= MAX_VIOLATIONS or size > MAX_DETAILS_BYTES:
+            break
+        kept.append((field, description))
+    return kept, len(violations) - len(kept)
+
+
 def make_status(
     code: grpc.StatusCode,
     message: str,
@@ -58,12 +77,16 @@ def make_status(
     metadata: dict[str, str] | None = None,
     violations: Iterable[tuple[str, str]] = (),
 ) -> status_pb2.Status:
+    violations, left_out = capped_violations(list(violations))
+    metadata = dict(metadata or {})
+    if left_out:
+        metadata["violations_not_shown"] = str(left_out)
+        message = f"{message} ({len(violations)} violations shown, {left_out} more not shown: fix these and resubmit)"
     status = status_pb2.Status(code=code.value[0], message=message)
-    info = error_details_pb2.ErrorInfo(reason=reason or code.name, domain=DOMAIN, metadata=metadata or {})
+    info = error_details_pb2.ErrorInfo(reason=reason or code.name, domain=DOMAIN, metadata=metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
     status.details.append(detail)
-    violations = list(violations)
     if violations:
         bad = error_details_pb2.BadRequest(
             field_violations=[error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations]

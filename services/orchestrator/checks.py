@@ -14,10 +14,23 @@ from stratexec.codegen.v1 import codegen_pb2
 from stratexec.sandbox.v1 import sandbox_pb2
 
 
+# What the gRPC transport says when an answer's trailer (its error details) was too large
+# to deliver: the service answered, so this is not an outage and retrying cannot help.
+UNDELIVERABLE_ANSWER = ("metadata size exceeds", "received trailing metadata size", "Stream removed")
+
+
 def _unavailable(service: str, exc: grpc.RpcError) -> errors.ApiError:
+    """UNAVAILABLE (retryable) only for a dependency that did not answer; an answer the
+    transport could not deliver (an oversized trailer) or any other code is INTERNAL."""
     status = errors.status_from_rpc_error(exc)
-    return errors.ApiError(grpc.StatusCode.UNAVAILABLE, f"{service}: {status.message}",
-                           reason=f"{service.upper()}_UNAVAILABLE")
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and not any(
+            marker in status.message for marker in UNDELIVERABLE_ANSWER):
+        return errors.ApiError(grpc.StatusCode.UNAVAILABLE, f"{service}: {status.message}",
+                               reason=f"{service.upper()}_UNAVAILABLE")
+    return errors.ApiError(grpc.StatusCode.INTERNAL, f"{service} refused the request but its answer could not be "
+                           f"delivered ({code.name}: {status.message}); retrying will not help",
+                           reason=f"{service.upper()}_ANSWER_UNDELIVERABLE")
 
 
 async def _codegen(clients: ServiceClients, method, request):

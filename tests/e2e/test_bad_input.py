@@ -98,3 +98,26 @@ def test_bad_input_is_invalid_argument_with_a_field_violation_and_nothing_is_sto
     described = " ".join(f"{v.field} {v.description}" for v in bad.field_violations)
     assert mentioned in described, described
     assert [e.id for e in client.list(page_size=500).executions] == before
+
+
+def test_a_hundred_unsupported_rules_stay_invalid_argument_with_capped_violations(orchestrator_addr):
+    """20 nodes x 5 unsupported rules: once a 21 KB trailer that gRPC refused, reported as UNAVAILABLE."""
+    rules = [f"Buy when planet {k} aligns with the {'moon ' * 12}phase number {k}" for k in range(5)]
+    schema = copy.deepcopy(EXAMPLE)
+    entry = schema["nodes"][0]
+    schema["nodes"] = [{**copy.deepcopy(entry), "id": f"entry{i}", "meta": {"rules": rules}} for i in range(20)] + schema["nodes"][1:]
+    client = Client(orchestrator_addr, user=USER)
+    before = [e.id for e in client.list(page_size=500).executions]
+    with pytest.raises(ClientError) as failure:
+        client.execute(schema, params())
+    status = failure.value.status
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0], status.message
+    bad = error_details_pb2.BadRequest()
+    next(d for d in status.details if d.Is(bad.DESCRIPTOR)).Unpack(bad)
+    assert 1 <= len(bad.field_violations) <= 20
+    info = error_details_pb2.ErrorInfo()
+    next(d for d in status.details if d.Is(info.DESCRIPTOR)).Unpack(info)
+    shown, hidden = len(bad.field_violations), int(info.metadata["violations_not_shown"])
+    assert shown + hidden >= 100 and f"{hidden} more not shown" in status.message
+    assert len(status.SerializeToString()) < 8192
+    assert [e.id for e in client.list(page_size=500).executions] == before
