@@ -3,17 +3,21 @@
 AnalyzeStrategy and GenerateCode compile the strategy (schema check, rule
 grammar, analysis); GenerateCode also emits the script and its sha256.
 ValidateCode runs the shared code policy (services.common.code_policy).
-All three are pure CPU work on small inputs and run inline.
+ValidateCode is small and runs inline. Compiling is bounded: the request size
+and total rule text are checked first, then the compile runs in a worker
+thread (the event loop keeps answering other calls and health) under the
+smaller of the caller's deadline and CODEGEN_COMPILE_TIMEOUT_S.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from google.protobuf import json_format
 
 from services.codegen import compiler, emit
 from services.codegen.config import CodegenConfig
-from services.common import code_policy, errors, logs
+from services.common import code_policy, errors, logs, request_limits
 from services.common.env import quiet_libraries
 from services.common.server import ServerSpec, serve
 from stratexec.backtest.v1 import backtest_pb2
@@ -34,16 +38,33 @@ def _params(request):
 
 
 class CodegenServicer(codegen_pb2_grpc.CodegenServiceServicer):
-    def __init__(self, logger: logging.Logger | None = None):
+    def __init__(self, logger: logging.Logger | None = None, config: CodegenConfig | None = None):
         self.logger = logger or logging.getLogger("codegen")
+        self.config = config or CodegenConfig()
+
+    async def _analyze(self, request, context) -> compiler.Analysis:
+        """The compile, bounded in size, off the event loop, within a deadline."""
+        request_limits.check_request_size(request, self.config.max_request_bytes)
+        schema = _schema(request)
+        request_limits.check_rule_text(schema, self.config.max_rule_text_chars)
+        timeout = self.config.compile_timeout_s
+        remaining = context.time_remaining()
+        if remaining is not None:
+            timeout = min(timeout, remaining)
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(compiler.analyze, schema, _params(request)), timeout)
+        except asyncio.TimeoutError:
+            raise errors.invalid_argument(
+                f"compiling this strategy took longer than {timeout:.1f} s", [("nodes", "fewer or shorter rules")],
+                reason="COMPILE_TOO_COSTLY") from None
 
     async def AnalyzeStrategy(self, request, context):
-        analysis = compiler.analyze(_schema(request), _params(request))
+        analysis = await self._analyze(request, context)
         logs.log(self.logger, logging.INFO, "analyzed", rules=len(analysis.rules), symbols=list(analysis.params.symbols))
         return codegen_pb2.AnalyzeStrategyResponse(analysis=analysis.to_proto())
 
     async def GenerateCode(self, request, context):
-        analysis = compiler.analyze(_schema(request), _params(request))
+        analysis = await self._analyze(request, context)
         code = emit.emit(analysis)
         digest = emit.sha256(code)
         logs.log(self.logger, logging.INFO, "generated", sha256=digest, lines=code.count("\n"))
@@ -64,7 +85,7 @@ async def main() -> None:
     quiet_libraries()
     config = CodegenConfig.from_env()
     logger = logs.setup("codegen", config.log_level)
-    servicer = CodegenServicer(logger)
+    servicer = CodegenServicer(logger, config)
     await serve(
         ServerSpec(name="codegen", host=config.host, port=config.port, service_names=[SERVICE_NAME], grace_seconds=config.grace_seconds),
         register=lambda server: codegen_pb2_grpc.add_CodegenServiceServicer_to_server(servicer, server),

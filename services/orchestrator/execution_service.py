@@ -6,7 +6,7 @@ import asyncio
 
 import grpc
 
-from services.common import backtest_params, errors
+from services.common import backtest_params, errors, request_limits
 from services.orchestrator import convert, statuses
 from services.orchestrator.clients import ServiceClients
 from services.orchestrator.config import OrchestratorConfig
@@ -21,7 +21,6 @@ from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2, execution_pb2_grpc
 
 CANCEL_WAIT_S = 10.0
-MAX_REQUEST_BYTES = 256 * 1024  # a strategy graph is a few KB; anything this large is a mistake
 
 
 class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
@@ -49,11 +48,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
 
     async def ExecuteStrategy(self, request, context):
         user = self.identity.user(context)
-        if request.ByteSize() > MAX_REQUEST_BYTES:
-            raise errors.invalid_argument(
-                f"the request is {request.ByteSize()} bytes; the limit is {MAX_REQUEST_BYTES}",
-                [("schema", f"a strategy graph must serialise to less than {MAX_REQUEST_BYTES} bytes")],
-                reason="REQUEST_TOO_LARGE")
+        request_limits.check_request_size(request)
         resolved, bad = backtest_params.check(request.params)
         params = resolved.to_proto()
         has_schema = request.HasField("schema") and bool(request.schema.fields)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.common import backtest_params, errors
+from services.common import backtest_params, errors, request_limits
 from services.orchestrator import convert
 from services.orchestrator.clients import ServiceClients
 from services.orchestrator.config import OrchestratorConfig
@@ -30,6 +30,7 @@ class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
 
     async def CreateStrategy(self, request, context):
         user = self.identity.user(context)
+        request_limits.check_request_size(request)
         if not request.HasField("schema") or not request.schema.fields:
             raise errors.invalid_argument("schema is required", [("schema", "a strategy graph {\"nodes\": [...]}")])
         analysis = await analyze(self.clients, request.schema, backtest_params.resolve(None).to_proto())

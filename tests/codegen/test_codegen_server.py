@@ -170,3 +170,28 @@ def test_analyze_strategy_through_grpcurl_prints_the_formulas(codegen_server):
     formulas = [r["formula"] for r in json_mod.loads(out)["analysis"]["rules"]]
     assert formulas[0] == "RSI(close, 14) < 30, evaluated at bar close"
     assert formulas[1].startswith("RSI(close, 14) crosses above 70")
+
+
+def costly_schema(nodes: int = 24, rules: int = 20, chars: int = 500) -> dict:
+    """The request that kept codegen busy for minutes: 24 nodes x 20 rules of 500 characters (245 KB)."""
+    rule = ("Buy when the close rises above the 20-day moving average and " * 10)[:chars]
+    return {"nodes": [{"id": f"e{i}", "type": "entry_condition", "meta": {"rules": [rule] * rules}}
+                      for i in range(nodes)] + EXAMPLE["nodes"][1:]}
+
+
+@pytest.mark.parametrize("rpc", ["AnalyzeStrategy", "GenerateCode"])
+def test_rule_text_over_the_budget_is_refused_before_any_parsing(codegen_stub, rpc):
+    request = getattr(codegen_pb2, f"{rpc}Request")(schema=struct(costly_schema()))
+    with pytest.raises(grpc.RpcError) as caught:
+        getattr(codegen_stub, rpc)(request, timeout=10)
+    code, info, violations = _details(caught.value)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and info.reason == "RULE_TEXT_TOO_LARGE"
+    assert violations[0][0] == "nodes" and "characters of rule text" in violations[0][1]
+
+
+def test_a_request_over_the_size_limit_is_refused(codegen_stub):
+    doc = {"nodes": [{"id": f"n{i}", "type": "entry_condition", "meta": {"notes": "x" * 1000}} for i in range(300)]}
+    with pytest.raises(grpc.RpcError) as caught:
+        codegen_stub.AnalyzeStrategy(codegen_pb2.AnalyzeStrategyRequest(schema=struct(doc)), timeout=10)
+    code, info, _ = _details(caught.value)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and info.reason == "REQUEST_TOO_LARGE"

@@ -121,3 +121,18 @@ def test_a_hundred_unsupported_rules_stay_invalid_argument_with_capped_violation
     assert shown + hidden >= 100 and f"{hidden} more not shown" in status.message
     assert len(status.SerializeToString()) < 8192
     assert [e.id for e in client.list(page_size=500).executions] == before
+
+
+def test_create_strategy_has_the_same_size_limit(stubs):
+    from google.protobuf import json_format, struct_pb2
+
+    from services.common import errors
+    from stratexec.orchestrator.v1 import strategy_pb2
+
+    _, strategies = stubs
+    big = {"nodes": [{"id": f"n{i}", "type": "entry_condition", "meta": {"rules": ["x" * 1000]}} for i in range(300)]}
+    with pytest.raises(grpc.RpcError) as failure:
+        strategies.CreateStrategy(strategy_pb2.CreateStrategyRequest(schema=json_format.ParseDict(big, struct_pb2.Struct())),
+                                  metadata=(("x-user-id", USER),), timeout=30)
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert errors.error_info(errors.status_from_rpc_error(failure.value)).reason == "REQUEST_TOO_LARGE"
