@@ -47,7 +47,8 @@ class SandboxConfig:
     output_cap_bytes: int = 64 * 1024  # captured stdout+stderr per run
     mode: str = "pool"  # pool (a fresh fork of a warm parent per run) | fresh (a new interpreter per run)
     pool_size: int = os.cpu_count() or 1  # concurrent runs (and warm parents in pool mode)
-    queue_size: int = 32  # runs waiting for a slot; RESOURCE_EXHAUSTED past it
+    queue_size: int = 32  # runs of one caller waiting for a slot; RESOURCE_EXHAUSTED past it
+    queue_total: int = 128  # SANDBOX_QUEUE_TOTAL: runs waiting over all callers
     recycle_after: int = 200  # pool mode: a warm parent is replaced after this many runs
     uid_base: int = 61000  # run uids are uid_base + slot when the service runs as root
     isolation: str = "auto"  # auto | bwrap | unshare | none  (which outer jail to use)
@@ -74,6 +75,7 @@ class SandboxConfig:
             mode=env_str("SANDBOX_MODE", cls.mode).strip().lower(),
             pool_size=max(1, env_int("SANDBOX_POOL_SIZE", os.cpu_count() or 1)),
             queue_size=max(0, env_int("SANDBOX_QUEUE_SIZE", cls.queue_size)),
+            queue_total=max(0, env_int("SANDBOX_QUEUE_TOTAL", max(cls.queue_total, 4 * env_int("SANDBOX_QUEUE_SIZE", cls.queue_size)))),
             recycle_after=max(1, env_int("SANDBOX_RECYCLE_AFTER", cls.recycle_after)),
             uid_base=env_int("SANDBOX_UID_BASE", cls.uid_base),
             isolation=env_str("SANDBOX_ISOLATION", cls.isolation).strip().lower(),

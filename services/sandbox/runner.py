@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import enum
@@ -59,6 +60,7 @@ class RunJob:
     timeout_seconds: float
     execution_id: str = ""
     run_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:12])
+    caller: str = ""  # who asked (the server uses the gRPC peer): admission is per caller
 
 
 @dataclasses.dataclass
@@ -76,13 +78,20 @@ class RunOutput:
 
 
 class Runner(abc.ABC):
-    """Runs jobs, at most ``pool_size`` at a time, with a bounded queue."""
+    """Runs jobs, at most ``pool_size`` at a time, with a bounded queue per caller.
+
+    Each caller may have ``queue_size`` runs waiting (``queue_total`` over all
+    callers), and a freed slot goes to the callers in turn (round robin), so
+    one caller filling its queue with busy loops neither refuses nor starves
+    another: the other's run waits for the running ones and at most one queued
+    run of each other caller."""
 
     def __init__(self, config: SandboxConfig, plan: IsolationPlan):
         self.config = config
         self.plan = plan
-        self._free_slots: asyncio.Queue[int] | None = None
-        self._waiting = 0
+        self._free_slots: list[int] | None = None
+        self._waiters: dict[str, collections.deque[asyncio.Future]] = {}
+        self._turns: collections.deque[str] = collections.deque()  # callers with waiting runs, in turn order
         self._scratch: Scratch | None = None
 
     @property
@@ -98,32 +107,69 @@ class Runner(abc.ABC):
     async def start(self) -> None:
         self._scratch = await asyncio.to_thread(claim_scratch, self.config.scratch_dir)
         check_reachable(self.plan, self._scratch.path)
-        self._free_slots = asyncio.Queue()
-        for slot in range(self.config.pool_size):
-            self._free_slots.put_nowait(slot)
+        self._free_slots = list(range(self.config.pool_size - 1, -1, -1))
 
     async def close(self) -> None:
         if self._scratch is not None:
             self._scratch.release()
 
+    @property
+    def waiting(self) -> int:
+        return sum(len(queue) for queue in self._waiters.values())
+
     @contextlib.asynccontextmanager
-    async def slot(self):
+    async def slot(self, caller: str = ""):
         """A slot (and so a uid) of its own for the duration of a run."""
         assert self._free_slots is not None, "runner not started"
-        if self._free_slots.empty() and self._waiting >= self.config.queue_size:
-            raise QueueFull(f"{self._waiting} runs already waiting for {self.config.pool_size} slots")
-        self._waiting += 1
-        try:
-            slot = await self._free_slots.get()
-        finally:
-            self._waiting -= 1
+        if self._free_slots and not self._turns:
+            slot = self._free_slots.pop()
+        else:
+            mine = len(self._waiters.get(caller, ()))
+            if mine >= self.config.queue_size or self.waiting >= self.config.queue_total:
+                raise QueueFull(f"{mine} runs of this caller ({self.waiting} in all) already waiting "
+                                f"for {self.config.pool_size} slots")
+            turn = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(caller, collections.deque()).append(turn)
+            if caller not in self._turns:
+                self._turns.append(caller)
+            try:
+                slot = await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():
+                    self._release(turn.result())  # granted just as the caller went away
+                else:
+                    self._forget(caller, turn)
+                raise
         try:
             yield slot
         finally:
-            self._free_slots.put_nowait(slot)
+            self._release(slot)
+
+    def _forget(self, caller: str, turn: asyncio.Future) -> None:
+        queue = self._waiters.get(caller)
+        if queue is not None and turn in queue:
+            queue.remove(turn)
+            if not queue:
+                del self._waiters[caller]
+                self._turns.remove(caller)
+
+    def _release(self, slot: int) -> None:
+        """The freed slot goes to the next caller in turn (who then goes to the back)."""
+        while self._turns:
+            caller = self._turns.popleft()
+            queue = self._waiters[caller]
+            turn = queue.popleft()
+            if queue:
+                self._turns.append(caller)
+            else:
+                del self._waiters[caller]
+            if not turn.done():
+                turn.set_result(slot)
+                return
+        self._free_slots.append(slot)
 
     async def run(self, job: RunJob) -> RunOutput:
-        async with self.slot() as slot:
+        async with self.slot(job.caller) as slot:
             uid = self.plan.uid_for(slot)
             # A few small local file operations: inline, a thread hop costs more than they do.
             run_dir = RunDir.create(self._run_root(slot), uid)

@@ -105,7 +105,8 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
         params = resolve_params(request.params)
         timeout = self._timeout(request.timeout_seconds)
         prepared = await self._prepare(params)
-        job = RunJob(code=request.code, data=prepared, timeout_seconds=timeout, execution_id=request.execution_id)
+        job = RunJob(code=request.code, data=prepared, timeout_seconds=timeout, execution_id=request.execution_id,
+                     caller=context.peer() or "")  # one caller per connection: the orchestrator's channel is one
         logs.log(self.logger, logging.INFO, "run started", run_id=job.run_id, mode=self.config.mode, timeout_s=timeout)
         try:
             out = await self.runner.run(job)
