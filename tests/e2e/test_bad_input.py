@@ -102,7 +102,7 @@ def test_bad_input_is_invalid_argument_with_a_field_violation_and_nothing_is_sto
 
 def test_a_hundred_unsupported_rules_stay_invalid_argument_with_capped_violations(orchestrator_addr):
     """20 nodes x 5 unsupported rules: once a 21 KB trailer that gRPC refused, reported as UNAVAILABLE."""
-    rules = [f"Buy when planet {k} aligns with the {'moon ' * 12}phase number {k}" for k in range(5)]
+    rules = [f"Buy when planet {k} aligns with the {'moon ' * 4}phase number {k}" for k in range(5)]
     schema = copy.deepcopy(EXAMPLE)
     entry = schema["nodes"][0]
     schema["nodes"] = [{**copy.deepcopy(entry), "id": f"entry{i}", "meta": {"rules": rules}} for i in range(20)] + schema["nodes"][1:]
