@@ -35,6 +35,7 @@ from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2
 from stratexec_cli import render, report_panels
 from stratexec_runtime.data import read_price_csv, resample, resolve_symbol
+from stratexec_runtime.metrics import drawdown_pct
 
 FIGURE_ID = "stratexec-report-figure"
 ENTRY_COLOR = "#1f77b4"
@@ -60,15 +61,6 @@ class Report:
     figure: go.Figure
     trades_on: dict[str, str]  # symbol -> "price" or "equity"
     notes: list[str]
-
-
-def drawdown(values: list[float]) -> list[float]:
-    """V / cummax(V) - 1, in percent (zero or negative)."""
-    out, peak = [], float("-inf")
-    for value in values:
-        peak = max(peak, value)
-        out.append((value / peak - 1.0) * 100.0 if peak > 0 else 0.0)
-    return out
 
 
 def trade_symbol(trade: backtest_pb2.Trade, symbols: list[str]) -> str:
@@ -166,6 +158,7 @@ def build_figure(execution: execution_pb2.Execution, result: backtest_pb2.Backte
                         subplot_titles=titles)
 
     eq_x = [p.time for p in result.equity]
+    capital = result.metrics.initial_value or execution.params.initial_capital  # the drawdown's first peak, as in max_drawdown
     eq_y = [p.value for p in result.equity]
     bench = execution.params.benchmark or "benchmark"
     fig.add_trace(go.Scatter(name="Strategy equity", x=eq_x, y=eq_y, mode="lines", line=dict(color="#1f77b4", width=2),
@@ -175,12 +168,12 @@ def build_figure(execution: execution_pb2.Execution, result: backtest_pb2.Backte
                                  y=[p.value for p in result.benchmark_equity], mode="lines",
                                  line=dict(color="#7f7f7f", width=1.5, dash="dot"),
                                  hovertemplate="%{x}<br>benchmark %{y:,.2f}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Scatter(name="Strategy drawdown", x=eq_x, y=drawdown(eq_y), mode="lines", fill="tozeroy",
+    fig.add_trace(go.Scatter(name="Strategy drawdown", x=eq_x, y=drawdown_pct(eq_y, capital).tolist(), mode="lines", fill="tozeroy",
                              line=dict(color=LOSS_COLOR, width=1), hovertemplate="%{x}<br>drawdown %{y:.2f}%<extra></extra>"),
                   row=2, col=1)
     if result.benchmark_equity:
         fig.add_trace(go.Scatter(name="Benchmark drawdown", x=[p.time for p in result.benchmark_equity],
-                                 y=drawdown([p.value for p in result.benchmark_equity]), mode="lines",
+                                 y=drawdown_pct([p.value for p in result.benchmark_equity], capital).tolist(), mode="lines",
                                  line=dict(color="#7f7f7f", width=1, dash="dot"),
                                  hovertemplate="%{x}<br>benchmark drawdown %{y:.2f}%<extra></extra>"), row=2, col=1)
 

@@ -48,8 +48,7 @@ def compute_metrics(
     std = float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0
     sharpe = float(np.mean(returns) / std * math.sqrt(ppy)) if std > 0 else None
 
-    running_max = np.maximum.accumulate(values)
-    max_dd = float(np.min(values / running_max - 1.0) * 100.0)
+    max_dd = float(np.min(drawdown_pct(equity.to_numpy(), initial_value), initial=0.0))
 
     closed = [t for t in trades if t["status"] == "closed"]
     open_count = sum(1 for t in trades if t["status"] == "open")
@@ -110,10 +109,16 @@ def _mean(xs: list[float]) -> float | None:
     return float(np.mean(xs)) if xs else None
 
 
+def drawdown_pct(values, initial_value: float) -> np.ndarray:
+    """V / cummax(V) - 1 per bar in percent, the running peak starting at the initial capital."""
+    values = np.asarray(values, dtype=float)
+    peak = np.maximum.accumulate(np.concatenate([[initial_value], values]))[1:]
+    return (values / peak - 1.0) * 100.0
+
+
 def underwater_periods(equity: pd.Series, initial_value: float) -> list[tuple[pd.Timestamp, pd.Timestamp, float]]:
     """(first bar under the previous peak, last bar before it is regained, depth %) of each drawdown."""
-    peak = np.maximum.accumulate(np.concatenate([[initial_value], equity.to_numpy()]))[1:]
-    depth = equity.to_numpy() / peak - 1.0
+    depth = drawdown_pct(equity.to_numpy(), initial_value) / 100.0
     periods, start = [], None
     for i, below in enumerate(depth < 0):
         if below and start is None:

@@ -10,9 +10,5 @@ def to_proto(status: str) -> int:
     return execution_pb2.ExecutionStatus.Value(f"EXECUTION_STATUS_{status}")
 
 
-def from_proto(value: int) -> str:
-    return execution_pb2.ExecutionStatus.Name(value).removeprefix("EXECUTION_STATUS_")
-
-
 def is_terminal(status: str) -> bool:
     return status in TERMINAL

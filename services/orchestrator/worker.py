@@ -34,7 +34,7 @@ from services.orchestrator import statuses
 from services.orchestrator.clients import ServiceClients
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.crew.context import ExecutionContext
-from services.orchestrator.crew.crew import StopCrew, build_crew
+from services.orchestrator.crew.crew import build_crew
 from services.orchestrator.crew.llm import llm_name, make_llm
 from services.orchestrator.db.models import BacktestRun, utcnow
 from services.orchestrator.db.repository import LeaseLost, Repository
@@ -182,14 +182,14 @@ class Runner:
         llm = make_llm(self.config)
         try:
             build_crew(ctx, llm).kickoff()
-        except StopCrew:
-            pass
         except LeaseLost:
             ctx.lose_lease()
-        except Exception as exc:  # CrewAI may wrap the callback's StopCrew (or a LeaseLost)
+        except Exception as exc:  # CrewAI may wrap a LeaseLost, or the StopCrew of a task callback
             if isinstance(exc.__cause__ or exc.__context__, LeaseLost) or "LeaseLost" in repr(exc):
                 ctx.lose_lease()
-            elif not isinstance(exc.__cause__ or exc.__context__, StopCrew) and "StopCrew" not in repr(exc):
+            # StopCrew is raised only once the execution has failed or is cancelled: the context says so,
+            # whatever the exception looks like.
+            elif ctx.error is None and not ctx.cancel.is_set():
                 logger.exception("crew failed")
                 ctx.fail(errors.make_status(grpc.StatusCode.INTERNAL, f"the crew failed: {exc!r}", reason="CREW_FAILED"))
         return llm_name(llm)

@@ -309,7 +309,3 @@ class PoolRunner(Runner):
     def _failed_before_start(self, started: float, why: str) -> RunOutput:
         return RunOutput(Outcome.KILLED, "WORKER_DIED", why, None, [], False,
                          (time.monotonic() - started) * 1000.0, self.isolation)
-
-    def parent_pids(self) -> dict[int, int]:
-        """Host pid of the outer process of each slot's parent (for tests and operators)."""
-        return {slot: p.proc.pid for slot, p in self.parents.items() if p.proc is not None}

@@ -349,12 +349,3 @@ class FreshRunner(Runner):
             exit_code=proc.returncode, signal=sig,
         )
 
-
-def make_runner(config: SandboxConfig, plan: IsolationPlan) -> Runner:
-    if config.mode == "fresh":
-        return FreshRunner(config, plan)
-    if config.mode == "pool":
-        from services.sandbox.pool import PoolRunner
-
-        return PoolRunner(config, plan)
-    raise SystemExit(f"SANDBOX_MODE must be fresh or pool, not {config.mode!r}")

@@ -1,4 +1,4 @@
-"""The sandbox gRPC service: ExecuteCode and ValidateCode.
+"""The sandbox gRPC service: ExecuteCode, DescribeData and GetIsolation.
 
     python -m services.sandbox        (SANDBOX_PORT, default 50053)
 
@@ -23,7 +23,8 @@ from services.sandbox import isolation
 from services.sandbox.config import SandboxConfig
 from services.sandbox.market_data import DataRequest, PriceProvider, make_provider, prepare
 from services.sandbox.result import ResultRejected, data_source_proto, to_proto, verify
-from services.sandbox.runner import Outcome, QueueFull, Runner, RunJob, make_runner
+from services.sandbox.runner import Outcome, QueueFull, Runner, RunJob
+from services.sandbox.runners import make_runner
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
@@ -145,17 +146,6 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
     async def GetIsolation(self, request: sandbox_pb2.GetIsolationRequest, context) -> sandbox_pb2.GetIsolationResponse:
         return sandbox_pb2.GetIsolationResponse(active=list(self.plan.active), inactive=dict(self.plan.missing),
                                                 mode=self.config.mode)
-
-    async def ValidateCode(self, request: sandbox_pb2.ValidateCodeRequest, context) -> sandbox_pb2.ValidateCodeResponse:
-        violations = check_code(request.code)
-        params = resolve_params(request.params)
-        prepared = await self._prepare(params)
-        return sandbox_pb2.ValidateCodeResponse(
-            valid=not violations,
-            violations=[backtest_pb2.CodeViolation(rule=v.rule, line=v.line, column=v.column, message=v.message)
-                        for v in violations],
-            data=[data_source_proto(s) for s in prepared.sources],
-        )
 
 
 async def main() -> None:

@@ -296,10 +296,18 @@ def test_report_falls_back_to_equity_when_the_price_file_is_missing(client, fini
     assert any("cannot read the bundled prices" in note for note in built.notes)
 
 
-def test_drawdown_is_v_over_running_max_minus_one():
-    from stratexec_cli.report import drawdown
+def test_the_chart_drawdown_starts_its_peak_at_the_initial_capital_like_max_drawdown():
+    """A curve that opens below the initial capital: the chart and max_drawdown agree (the CLI had its own
+    drawdown whose first peak was the first bar, so it showed 0% here while max_drawdown said -10%)."""
+    import pandas as pd
 
-    assert drawdown([100, 120, 90, 130, 65]) == pytest.approx([0, 0, -25, 0, -50])
+    from stratexec_runtime.metrics import compute_metrics, drawdown_pct
+
+    values = [90.0, 120.0, 90.0, 130.0, 65.0]
+    assert drawdown_pct(values, 100.0) == pytest.approx([-10, 0, -25, 0, -50])
+    curve = pd.Series([90.0, 95.0, 99.0], index=pd.date_range("2024-01-01", periods=3))
+    chart = drawdown_pct(curve.tolist(), 100.0)
+    assert min(chart) == pytest.approx(compute_metrics(curve, [], 100.0)["max_drawdown"]) == pytest.approx(-10.0)
 
 
 # --- bad input ----------------------------------------------------------------------------------

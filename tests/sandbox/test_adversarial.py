@@ -27,7 +27,8 @@ from services.sandbox import isolation
 from services.sandbox.config import SandboxConfig
 from services.sandbox.market_data import BundledProvider, DataRequest, prepare
 from services.sandbox.result import ResultRejected, verify
-from services.sandbox.runner import Outcome, RunJob, make_runner
+from services.sandbox.runner import Outcome, RunJob
+from services.sandbox.runners import make_runner
 
 from .test_containment import processes_of_uid
 

@@ -1,4 +1,4 @@
-"""ExecuteCode and ValidateCode through gRPC against a real server on a free port."""
+"""ExecuteCode and DescribeData through gRPC against a real server on a free port."""
 import grpc
 import pytest
 from google.rpc import error_details_pb2
@@ -113,16 +113,6 @@ def test_out_of_range_dates_name_the_available_range(stub):
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "2014-09-17" in info.value.details() and "2026-06-29" in info.value.details()
     assert any(field == "params.start_date" for field, _ in bad_request(info.value))
-
-
-def test_validate_code_reports_violations_and_data(stub):
-    reply = stub.ValidateCode(sandbox_pb2.ValidateCodeRequest(code="import socket\n", params=PARAMS), timeout=30)
-    assert not reply.valid
-    assert [v.rule for v in reply.violations] == ["network-module"]
-    assert reply.data[0].symbol == "BTC-USD" and reply.data[0].bars == 366
-    ok = stub.ValidateCode(sandbox_pb2.ValidateCodeRequest(code=EXAMPLE, params=PARAMS), timeout=30)
-    assert ok.valid and not ok.violations
-    assert ok.data[0].sha256 == reply.data[0].sha256
 
 
 def test_bad_parameters_are_invalid_argument(stub):

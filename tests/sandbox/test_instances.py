@@ -8,7 +8,8 @@ import pathlib
 from services.sandbox import isolation
 from services.sandbox.config import SandboxConfig
 from services.sandbox.market_data import BundledProvider, DataRequest, prepare
-from services.sandbox.runner import RunJob, make_runner
+from services.sandbox.runner import RunJob
+from services.sandbox.runners import make_runner
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -69,10 +69,6 @@ class Operand:
     def constant(value: Decimal | int | float, unit: str = "") -> "Operand":
         return Operand(const=Decimal(str(value)), unit=unit)
 
-    @property
-    def is_const(self) -> bool:
-        return self.series is None
-
     def expr(self, lag: int = 0) -> str:
         if self.series is None:
             return num(self.const)

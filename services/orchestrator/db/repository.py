@@ -301,11 +301,6 @@ class Repository:
         if self.is_postgres:
             s.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
 
-    def notify_jobs(self) -> None:
-        if self.is_postgres:
-            with self.sessions.begin() as s:
-                self._notify_in_tx(s, "stratexec_jobs", "queued")
-
     def heartbeat(self, leases: dict[str, str]) -> tuple[set[str], set[str]]:
         """Renew the leases {execution id: lease token} still held, on the lease keeper's connection.
 
