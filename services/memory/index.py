@@ -18,9 +18,12 @@ Memory cost: 1.5 KB per memory for the vector, plus the payload.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from typing import Any, Iterable
 
 import numpy as np
+
+from services.memory.records import parse_time
 
 _SIMPLE = (str, int, bool)
 
@@ -171,6 +174,16 @@ class MirroredVectorStore:
                 break
             selected &= self._rows_matching(key, wanted)
         return np.fromiter(sorted(selected), dtype=np.int64)
+
+    def select_page(self, filters: dict[str, Any], after: tuple | None, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """(id, payload) of the first ``limit`` matching points after ``after`` in (created_at, id) order.
+
+        Only the sort keys of the matching rows are read; payloads are copied for the page alone."""
+        keys = ((parse_time(str((self._payloads[r] or {}).get("created_at") or "")), self._ids[r], r)
+                for r in self._candidate_rows(filters).tolist())
+        if after is not None:
+            keys = (k for k in keys if k[:2] > after)
+        return [(memory_id, dict(self._payloads[r])) for _, memory_id, r in heapq.nsmallest(limit, keys)]
 
     def select(self, filters: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         """(id, payload) of every point matching simple ``filters``."""

@@ -73,8 +73,11 @@ class PlatformStore:
                 return records
             page += 1
 
-    def list_user(self, user_id: str) -> list[MemoryRecord]:
-        return sorted(self._all(user_id), key=MemoryRecord.sort_key)
+    def list_page(self, user_id: str, after: tuple | None, limit: int) -> list[MemoryRecord]:
+        """The hosted API pages in its own order, not by (created_at, id): this backend reads the
+        user's memories to cut one page (the embedded store reads one page only)."""
+        ordered = sorted(self._all(user_id), key=MemoryRecord.sort_key)
+        return [r for r in ordered if after is None or r.sort_key() > after][:limit]
 
     def find_by_key(self, user_id: str, memory_key: str) -> MemoryRecord | None:
         found = [r for r in self._all(user_id, {"memory_key": memory_key}) if r.metadata.get("memory_key") == memory_key]

@@ -120,10 +120,9 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
 
     async def ListMemories(self, request, context):
         page_size = validation.check_list(request, self.config)
-        if request.page_token:
-            paging.decode(request.user_id, request.page_token)  # reject a bad token before any work
-        records = await self._run(self.store.list_user, request.user_id)
-        chunk, token = paging.page(records, request.user_id, page_size, request.page_token)
+        after = paging.after_key(request.user_id, request.page_token)  # a bad token fails before any work
+        records = await self._run(self.store.list_page, request.user_id, after, page_size + 1)
+        chunk, token = paging.page(records, request.user_id, page_size)
         return memory_pb2.ListMemoriesResponse(memories=[to_proto(r) for r in chunk], next_page_token=token)
 
     async def GetMemory(self, request, context):

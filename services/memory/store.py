@@ -182,9 +182,10 @@ class EmbeddedStore:
     def _select(self, must: dict[str, Any]) -> list[MemoryRecord]:
         return [from_payload(i, payload) for i, payload in self._mem().vector_store.select(must)]
 
-    def list_user(self, user_id: str) -> list[MemoryRecord]:
-        """All memories of a user, oldest first (ties by id): the order of ListMemories."""
-        return sorted(self._select({"user_id": user_id}), key=MemoryRecord.sort_key)
+    def list_page(self, user_id: str, after: tuple | None, limit: int) -> list[MemoryRecord]:
+        """Up to ``limit`` memories of a user after the (created_at, id) key ``after``, oldest first
+        (ties by id): the order of ListMemories. Records are built for the page only."""
+        return [from_payload(i, p) for i, p in self._mem().vector_store.select_page({"user_id": user_id}, after, limit)]
 
     def find_by_key(self, user_id: str, memory_key: str) -> MemoryRecord | None:
         found = self._select({"user_id": user_id, "memory_key": memory_key})

@@ -3,6 +3,7 @@ cancel executions."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import grpc
 
@@ -21,6 +22,14 @@ from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2, execution_pb2_grpc
 
 CANCEL_WAIT_S = 10.0
+
+
+def request_digest(request: execution_pb2.ExecuteStrategyRequest) -> str:
+    """sha256 of the request without its request_id (deterministic: Struct keys sorted)."""
+    body = execution_pb2.ExecuteStrategyRequest()
+    body.CopyFrom(request)
+    body.request_id = ""
+    return hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
 
 
 class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
@@ -46,6 +55,17 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             raise errors.not_found("execution", execution_id)
         return row
 
+    async def _retried(self, existing, digest: str) -> execution_pb2.Execution:
+        """The execution a request_id names, if the retry carries the same request (AIP-155)."""
+        if existing.request_sha256 is not None and existing.request_sha256 != digest:
+            raise errors.ApiError(
+                grpc.StatusCode.ALREADY_EXISTS,
+                f"request_id {existing.request_id!r} was already used for execution {existing.id} with a different "
+                "request; use a new request_id for a new request",
+                reason="REQUEST_ID_REUSED", metadata={"request_id": existing.request_id, "execution_id": existing.id},
+            )
+        return await self._execution_pb(existing)
+
     async def ExecuteStrategy(self, request, context):
         user = self.identity.user(context)
         request_limits.check_request_size(request)
@@ -61,10 +81,11 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         if bad:
             raise errors.invalid_argument("invalid ExecuteStrategy request", bad)
 
+        digest = request_digest(request)
         if request.request_id:
             existing = await asyncio.to_thread(self.repo.find_by_request, user, request.request_id)
             if existing is not None:
-                return execution_pb2.ExecuteStrategyResponse(execution=await self._execution_pb(existing))
+                return execution_pb2.ExecuteStrategyResponse(execution=await self._retried(existing, digest))
 
         new_strategy = None
         if request.strategy_id:
@@ -90,10 +111,12 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         row, created = await asyncio.to_thread(
             self.repo.create_execution, user, params.SerializeToString(), request.request_id,
             request.strategy_id or None, new_strategy, first_event, compiled.SerializeToString(),
+            request_sha256=digest,
         )
-        if created:
-            self.events.notifier.notify_threadsafe(row.id)
-            self.runner.wake()
+        if not created:  # a concurrent request with the same request_id stored first
+            return execution_pb2.ExecuteStrategyResponse(execution=await self._retried(row, digest))
+        self.events.notifier.notify_threadsafe(row.id)
+        self.runner.wake()
         return execution_pb2.ExecuteStrategyResponse(execution=await self._execution_pb(row))
 
     async def GetExecution(self, request, context):
@@ -120,11 +143,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
 
     async def ListStrategyExecutions(self, request, context):
         user = self.identity.user(context)
-        try:
-            rows, token = await asyncio.to_thread(self.repo.list_executions, user, request.strategy_id,
-                                                  page_size(request.page_size), request.page_token)
-        except ValueError:
-            raise errors.invalid_argument("bad page_token", [("page_token", "use a next_page_token as returned")]) from None
+        rows, token = await asyncio.to_thread(self.repo.list_executions, user, request.strategy_id,
+                                              page_size(request.page_size), request.page_token)
         return execution_pb2.ListStrategyExecutionsResponse(
             executions=[convert.execution(r) for r in rows], next_page_token=token)
 

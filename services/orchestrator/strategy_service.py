@@ -47,9 +47,6 @@ class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
 
     async def ListStrategies(self, request, context):
         user = self.identity.user(context)
-        try:
-            rows, token = await asyncio.to_thread(self.repo.list_strategies, user, page_size(request.page_size),
-                                                  request.page_token)
-        except ValueError:
-            raise errors.invalid_argument("bad page_token", [("page_token", "use a next_page_token as returned")]) from None
+        rows, token = await asyncio.to_thread(self.repo.list_strategies, user, page_size(request.page_size),
+                                              request.page_token)
         return strategy_pb2.ListStrategiesResponse(strategies=[convert.strategy(r) for r in rows], next_page_token=token)

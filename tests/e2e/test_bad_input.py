@@ -136,3 +136,30 @@ def test_create_strategy_has_the_same_size_limit(stubs):
                                   metadata=(("x-user-id", USER),), timeout=30)
     assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert errors.error_info(errors.status_from_rpc_error(failure.value)).reason == "REQUEST_TOO_LARGE"
+
+
+def test_a_page_token_is_bound_to_its_caller_and_filter(orchestrator_addr):
+    """A next_page_token works only for the caller and the strategy_id filter it was issued for."""
+    from stratexec.orchestrator.v1 import execution_pb2
+
+    owner = Client(orchestrator_addr, user="pager")
+    for i in range(2):
+        owner.execute(EXAMPLE, params(), request_id=f"pager-{i}")
+    token = owner.list(page_size=1).next_page_token
+    assert token and len(owner.list(page_size=1, page_token=token).executions) == 1
+
+    def refused(client, request) -> tuple[int, str]:
+        with pytest.raises(ClientError) as failure:
+            client._call(client.executions.ListStrategyExecutions, request)
+        bad = error_details_pb2.BadRequest()
+        next(d for d in failure.value.status.details if d.Is(bad.DESCRIPTOR)).Unpack(bad)
+        return failure.value.status.code, [v.field for v in bad.field_violations]
+
+    invalid = (grpc.StatusCode.INVALID_ARGUMENT.value[0], ["page_token"])
+    other_user = Client(orchestrator_addr, user="someone-else")
+    assert refused(other_user, execution_pb2.ListStrategyExecutionsRequest(page_size=1, page_token=token)) == invalid
+    filtered = execution_pb2.ListStrategyExecutionsRequest(strategy_id="another-strategy", page_size=1, page_token=token)
+    assert refused(owner, filtered) == invalid
+    assert refused(owner, execution_pb2.ListStrategyExecutionsRequest(page_token="not-a-token")) == invalid
+    for execution in owner.list(page_size=10).executions:
+        list(owner.watch(execution.id))  # let them finish inside this test

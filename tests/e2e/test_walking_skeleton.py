@@ -127,6 +127,15 @@ def test_a_retry_with_the_same_request_id_returns_the_same_execution(client):
     again = client.execute(EXAMPLE, btc_2024(), request_id="skeleton-retry-1")
 
     assert again.id == first.id
+    other = btc_2024()
+    other.fees = 0.002
+    with pytest.raises(ClientError) as reused:  # the same request_id with another body (AIP-155)
+        client.execute(EXAMPLE, other, request_id="skeleton-retry-1")
+    status = reused.value.status
+    assert status.code == grpc.StatusCode.ALREADY_EXISTS.value[0], status.message
+    info = error_details_pb2.ErrorInfo()
+    next(d for d in status.details if d.Is(info.DESCRIPTOR)).Unpack(info)
+    assert info.reason == "REQUEST_ID_REUSED" and info.metadata["execution_id"] == first.id
     list(client.watch(first.id))  # let it finish so it does not outlive the session's checks
 
 

@@ -87,3 +87,31 @@ def test_unsupported_filter_shapes_go_to_qdrant(stores):
     query = rng.normal(size=DIMS).tolist()
     got = mirror.search(query="q", vectors=query, top_k=5, filters=filters)
     assert got and all(p.payload["n"] >= 3 and p.payload["user_id"] == "u0" for p in got)
+
+
+def test_select_page_reads_one_page_in_created_order_after_a_key(tmp_path):
+    """ListMemories' order (created_at, then id) cut to one page, against a plain sort of every point."""
+    import datetime as dt
+
+    from services.memory.records import parse_time
+
+    inner = make_store(tmp_path / "q")
+    rng = np.random.default_rng(3)
+    base = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    ids = [str(uuid.uuid4()) for _ in range(40)]
+    payloads = [{"user_id": f"u{i % 2}", "data": f"m{i}",
+                 "created_at": (base + dt.timedelta(minutes=int(rng.integers(0, 10)))).isoformat()} for i in range(40)]
+    mirror = MirroredVectorStore(inner)
+    mirror.insert(vectors=rng.normal(size=(40, DIMS)).tolist(), payloads=payloads, ids=ids)
+    expected = sorted((parse_time(p["created_at"]), i) for i, p in zip(ids, payloads) if p["user_id"] == "u1")
+
+    pages, after = [], None
+    while True:
+        page = mirror.select_page({"user_id": "u1"}, after, 6)
+        pages.append([i for i, _ in page])
+        if len(page) < 6:
+            break
+        after = (parse_time(page[-1][1]["created_at"]), page[-1][0])
+    assert [i for chunk in pages for i in chunk] == [i for _, i in expected]
+    assert len(pages[0]) == 6
+    inner.client.close()

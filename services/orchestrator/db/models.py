@@ -37,6 +37,8 @@ class StrategyExecution(Base):
     strategy_id: Mapped[str] = mapped_column(ForeignKey("strategies.id"), index=True)
     user_id: Mapped[str] = mapped_column(String(128), index=True)
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # sha256 of the request without its request_id: a reused request_id must come with the same body (AIP-155)
+    request_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(32))
     params_pb: Mapped[bytes] = mapped_column(LargeBinary)  # stratexec.backtest.v1.BacktestParams
     generated_code: Mapped[str | None] = mapped_column(Text, nullable=True)

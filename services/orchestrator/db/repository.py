@@ -11,7 +11,6 @@ use a connection pool of their own, so busy request handlers never delay them.
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import threading
 import uuid
@@ -21,6 +20,7 @@ from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.common import page_tokens
 from services.orchestrator.db import guards, migrate
 from services.orchestrator.db.models import BacktestRun, ExecutionEvent, Strategy, StrategyExecution, utcnow
 
@@ -33,16 +33,6 @@ class LeaseLost(Exception):
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-def encode_cursor(created_at: dt.datetime, ident: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{ident}".encode()).decode()
-
-
-def decode_cursor(token: str) -> tuple[dt.datetime, str]:
-    raw = base64.urlsafe_b64decode(token.encode()).decode()
-    when, ident = raw.split("|", 1)
-    return dt.datetime.fromisoformat(when), ident
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -98,7 +88,7 @@ class Repository:
     def list_strategies(self, user_id: str, limit: int, token: str) -> tuple[list[Strategy], str]:
         with self.sessions() as s:
             query = select(Strategy).where(Strategy.user_id == user_id)
-            return self._page(s, query, Strategy, limit, token)
+            return self._page(s, query, Strategy, limit, token, "ListStrategies", {"user_id": user_id})
 
     # -- executions ---------------------------------------------------------
     def find_by_request(self, user_id: str, request_id: str) -> StrategyExecution | None:
@@ -118,6 +108,7 @@ class Repository:
         new_strategy: tuple[str, dict] | None,
         first_event: Callable[[StrategyExecution, int], tuple[str, str, str, bytes]],
         compiled_pb: bytes | None = None,
+        request_sha256: str | None = None,
     ) -> tuple[StrategyExecution, bool]:
         """Insert the execution (and an inline strategy) with its QUEUED event and
         its compilation (a codegen GenerateCodeResponse, made once at submit).
@@ -142,6 +133,7 @@ class Repository:
                     strategy_id=strategy_id,
                     user_id=user_id,
                     request_id=request_id or None,
+                    request_sha256=request_sha256 if request_id else None,
                     status="QUEUED",
                     params_pb=params_pb,
                     compiled_pb=compiled_pb,
@@ -177,7 +169,8 @@ class Repository:
             query = select(StrategyExecution).where(StrategyExecution.user_id == user_id)
             if strategy_id:
                 query = query.where(StrategyExecution.strategy_id == strategy_id)
-            return self._page(s, query, StrategyExecution, limit, token)
+            scope = {"user_id": user_id, "strategy_id": strategy_id}
+            return self._page(s, query, StrategyExecution, limit, token, "ListStrategyExecutions", scope)
 
     def _fenced_update(self, execution_id: str, lease: str | None, values: dict, running: bool = True) -> None:
         """Update the row if ``lease`` still holds it (and, with ``running``, it has not ended); else LeaseLost."""
@@ -350,9 +343,14 @@ class Repository:
 
     # -- paging -------------------------------------------------------------
     @staticmethod
-    def _page(s: Session, query, model, limit: int, token: str):
+    def _page(s: Session, query, model, limit: int, token: str, method: str, scope: dict[str, str]):
+        """Newest first; ``token`` must have been issued for the same caller and filter (``scope``)."""
         if token:
-            created, ident = decode_cursor(token)
+            when, ident = page_tokens.decode(token, scope, method, 2)
+            try:
+                created = dt.datetime.fromisoformat(when)
+            except ValueError:
+                raise page_tokens.malformed(method) from None
             query = query.where(
                 (model.created_at < created) | ((model.created_at == created) & (model.id < ident))
             )
@@ -360,5 +358,5 @@ class Repository:
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            next_token = encode_cursor(rows[-1].created_at, rows[-1].id)
+            next_token = page_tokens.encode(scope, [rows[-1].created_at.isoformat(), rows[-1].id])
         return rows, next_token
