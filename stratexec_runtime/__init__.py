@@ -8,5 +8,6 @@ from stratexec_runtime.data import load_prices, resolve_symbol
 from stratexec_runtime.execution import order_arrays, plan_trades, unfilled
 from stratexec_runtime.metrics import compute_metrics
 from stratexec_runtime.report import report
+from stratexec_runtime.sweep import sweep
 
-__all__ = ["load_prices", "resolve_symbol", "compute_metrics", "report", "plan_trades", "order_arrays", "unfilled"]
+__all__ = ["load_prices", "resolve_symbol", "compute_metrics", "report", "plan_trades", "order_arrays", "unfilled", "sweep"]

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.common import backtest_params
+from services.codegen import parameters as parameters_mod
 from services.codegen import schema as schema_mod
 from services.codegen.grammar import RuleError, combine, num, parse_condition
 from services.codegen.grammar.expressions import compile_indicator
@@ -91,6 +92,7 @@ class Analysis:
     indicators: list[str] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
     summary: str = ""
+    doc: dict = dataclasses.field(default_factory=dict)  # the checked schema, for the named parameters
 
     def nodes_of(self, node_type: str) -> list[ConditionNode]:
         return [n for n in self.condition_nodes if n.node_type == node_type]
@@ -104,6 +106,7 @@ class Analysis:
             warnings=self.warnings,
             summary=self.summary,
             warmup_bars=self.warmup_bars,
+            parameters=parameters_mod.to_protos(parameters_mod.extract(self.doc, self.params.timeframe)),
         )
 
 
@@ -126,7 +129,7 @@ def analyze(doc: Any, params) -> Analysis:
     """Check the schema and the params, then interpret every node."""
     doc = _plain(schema_mod.validate(doc))
     p = backtest_params.resolve(params)
-    analysis = Analysis(params=p, condition_nodes=[], sizing=p.position_sizing, exposure=p.exposure)
+    analysis = Analysis(params=p, condition_nodes=[], sizing=p.position_sizing, exposure=p.exposure, doc=doc)
     problems: list[tuple[str, str]] = []
     first_problem: dict[str, str] = {}
     customs: dict[str, Series] = {}

@@ -16,6 +16,7 @@ import logging
 from google.protobuf import json_format
 
 from services.codegen import compiler, emit
+from services.codegen.sweeps import generate_sweep
 from services.codegen.config import CodegenConfig
 from services.common import code_policy, errors, logs, request_limits
 from services.common.env import quiet_libraries
@@ -69,6 +70,13 @@ class CodegenServicer(codegen_pb2_grpc.CodegenServiceServicer):
         digest = emit.sha256(code)
         logs.log(self.logger, logging.INFO, "generated", sha256=digest, lines=code.count("\n"))
         return codegen_pb2.GenerateCodeResponse(code=code, sha256=digest, analysis=analysis.to_proto())
+
+    async def GenerateSweepCode(self, request, context):
+        _trace(context)
+        response = generate_sweep(_schema(request), _params(request), request.ranges, request.max_combinations,
+                                  request.walk_forward if request.HasField("walk_forward") else None)
+        logs.log(self.logger, logging.INFO, "generated sweep", sha256=response.sha256, combinations=response.combinations)
+        return response
 
     async def ValidateCode(self, request, context):
         if len(request.code.encode("utf-8")) > MAX_CODE_BYTES:

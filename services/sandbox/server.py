@@ -19,7 +19,7 @@ from services.common import backtest_params, errors, logs
 from services.common.code_policy import Violation, check_code
 from services.common.env import quiet_libraries
 from services.common.server import ServerSpec, serve
-from services.sandbox import isolation
+from services.sandbox import isolation, sweep_result
 from services.sandbox.config import SandboxConfig
 from services.sandbox.market_data import DataRequest, PriceProvider, make_provider, prepare
 from services.sandbox.result import ResultRejected, data_source_proto, to_proto, verify
@@ -98,7 +98,8 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             return await asyncio.to_thread(prepare, self.provider, params.data)
         return prepare(self.provider, params.data)
 
-    async def ExecuteCode(self, request: sandbox_pb2.ExecuteCodeRequest, context) -> sandbox_pb2.ExecuteCodeResponse:
+    async def _run(self, request):
+        """Policy check, data, one jailed run: (params, prepared data, job, output)."""
         logs.execution_id_var.set(request.execution_id)
         violations = check_code(request.code)
         if violations:
@@ -116,6 +117,29 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             raise
         except QueueFull as exc:
             raise errors.ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"the sandbox is busy: {exc}", reason="QUEUE_FULL")
+        return params, prepared, job, out
+
+    async def RunSweep(self, request: sandbox_pb2.RunSweepRequest, context) -> sandbox_pb2.RunSweepResponse:
+        _params, _prepared, job, out = await self._run(request)
+        response = sandbox_pb2.RunSweepResponse(outcome=OUTCOMES[out.outcome], logs=out.logs, duration_ms=out.duration_ms)
+        outcome, reason, message = out.outcome, out.reason, out.message
+        if outcome is Outcome.SUCCEEDED:
+            try:
+                response.result.CopyFrom(sweep_result.verify(out.result, request.combinations))
+            except ResultRejected as exc:
+                outcome, reason, message = Outcome.FAILED, "RESULT_REJECTED", f"the sweep result was rejected: {exc}"
+                response.outcome = OUTCOMES[outcome]
+        elif reason == "EXIT_NONZERO" and _last_error_line(out.logs):
+            message = f"{message}: {_last_error_line(out.logs)}"
+        if outcome is not Outcome.SUCCEEDED:
+            response.error.CopyFrom(errors.make_status(ERROR_CODES[outcome], message, reason=reason,
+                                                       metadata={"run_id": job.run_id}))
+        logs.log(self.logger, logging.INFO, "sweep finished", run_id=job.run_id, outcome=outcome.value, reason=reason,
+                 duration_ms=round(out.duration_ms, 1), combinations=request.combinations)
+        return response
+
+    async def ExecuteCode(self, request: sandbox_pb2.ExecuteCodeRequest, context) -> sandbox_pb2.ExecuteCodeResponse:
+        params, prepared, job, out = await self._run(request)
         response = sandbox_pb2.ExecuteCodeResponse(
             outcome=OUTCOMES[out.outcome], logs=out.logs, logs_truncated=out.logs_truncated,
             duration_ms=out.duration_ms, isolation=out.isolation,

@@ -134,6 +134,14 @@ def warm_up(home: str) -> None:
     pf.stats()
     pf.drawdowns.records_readable
     sma = close.rolling(20).mean()
+    # Sweeps (stratexec_runtime.sweep): 2-D signals with a stop level per column compile other kernels.
+    wide = np.column_stack([(close <= 0.95 * sma).to_numpy(), (close <= 0.9 * sma).to_numpy()])
+    for stops in ({"tp_stop": np.array([0.05, 0.07]), "sl_stop": np.array([0.05, 0.04])},
+                  {"sl_stop": np.array([0.05, 0.04]), "sl_trail": True}, {"tp_stop": np.array([0.05, 0.07])}, {}):
+        vbt.Portfolio.from_signals(close, wide, np.zeros_like(wide), open=ohlc["open"], high=ohlc["high"], low=ohlc["low"],
+                                   price=close, direction="longonly", accumulate=False, upon_long_conflict="exit",
+                                   stop_entry_price="close", stop_exit_price="stopmarket", size=1.0, size_type="percent",
+                                   init_cash=10000.0, fees=0.001, slippage=0.0005, freq="1D", **stops).value()
     fast, slow = vbt.MA.run(close, 10), vbt.MA.run(close, 50)
     fast.ma_crossed_above(slow)
     fast.ma_crossed_below(slow)

@@ -1,0 +1,1 @@
+"""Research mode: overfitting statistics of parameter sweeps."""
