@@ -114,6 +114,7 @@ def warm_up(home: str) -> None:
         tqdm.tqdm.monitor_interval = 0
     except ImportError:
         pass
+    import numpy as np
     import pandas as pd
     import vectorbt as vbt
 
