@@ -6,6 +6,8 @@ long enough for the longest indicator's warm-up.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from services.codegen import compiler, emit, grid as grid_mod, parameters as parameters_mod, sweep_emit
 from services.common import errors
 from stratexec.codegen.v1 import codegen_pb2
@@ -15,13 +17,17 @@ DEFAULT_IN_SAMPLE = 0.75
 
 
 def _walk_forward(spec, max_bars: int, warmup: int) -> dict:
-    if spec is None or spec.segments == 0:
+    if spec is None:
+        return {}
+    objective = spec.objective or "sharpe_ratio"
+    if objective not in OBJECTIVES:
+        raise errors.invalid_argument(f"unknown objective {objective!r}", [(
+            "walk_forward.objective", f"unknown objective {objective!r}; use one of {', '.join(OBJECTIVES)}")],
+            reason="INVALID_OBJECTIVE")
+    if spec.segments == 0:
         return {}
     problems = []
     fraction = spec.in_sample_fraction or DEFAULT_IN_SAMPLE
-    objective = spec.objective or "sharpe_ratio"
-    if objective not in OBJECTIVES:
-        problems.append(("walk_forward.objective", f"unknown objective {objective!r}; use one of {', '.join(OBJECTIVES)}"))
     if not 0 < fraction < 1:
         problems.append(("walk_forward.in_sample_fraction", "must be between 0 and 1"))
     if spec.segments < 0 or spec.segments > 50:
@@ -44,6 +50,12 @@ def _walk_forward(spec, max_bars: int, warmup: int) -> dict:
     return out
 
 
+def _max_bars(p) -> int:
+    """Upper bound of the bars in the date range (every calendar day trades)."""
+    days = (dt.date.fromisoformat(p.end_date) - dt.date.fromisoformat(p.start_date)).days + 1
+    return days if p.timeframe != "1w" else max(1, days // 7 + 1)
+
+
 def longest_lookback(analysis: compiler.Analysis) -> int:
     """Bars before the longest indicator of the strategy has a value."""
     return max((s.warmup for n in analysis.condition_nodes for r in n.rules for s in r.condition.series_needed()), default=0)
@@ -56,7 +68,7 @@ def generate_sweep(doc: dict, params, ranges, max_combinations: int = 0, walk_fo
     # The longest warm-up over the grid: the largest value of every swept window.
     widest = {q.name: max(v) for q, v in zip(grid.parameters, grid.values) if q.integer and parameters_mod.is_signal(q)}
     lookback = longest_lookback(compiler.analyze(parameters_mod.substitute(base.doc, parameters, widest), params)) if widest else longest_lookback(base)
-    wf = _walk_forward(walk_forward, base.params.max_bars(), lookback)
+    wf = _walk_forward(walk_forward, _max_bars(base.params), lookback)
     code, _warmup = sweep_emit.emit_sweep(base.doc, params, parameters, grid, wf)
     return codegen_pb2.GenerateSweepCodeResponse(
         code=code, sha256=emit.sha256(code), combinations=grid.combinations, longest_warmup_bars=lookback,
