@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 
 from services.codegen import compiler, emit, parameters as parameters_mod
 from services.codegen.grid import Grid
@@ -27,6 +26,7 @@ from services.common import errors
 STOP_ARGS = {"take_profit": "tp_stop", "stop_loss": "sl_stop", "trailing_stop": "sl_stop"}
 MAX_SIGNAL_COMBINATIONS = 2_000  # distinct signal columns; each one is a line of the script
 CHUNK_COLUMNS = 2_000  # columns per vectorbt simulation: bounds memory (about bars x chunk x 8 bytes per array)
+TP_SWEPT, SL_SWEPT = 'stops["tp_stop"]', 'stops["sl_stop"]'  # a swept level: one value per column
 
 
 def _unsupported(a: compiler.Analysis, grid: Grid) -> list[tuple[str, str]]:
@@ -35,11 +35,14 @@ def _unsupported(a: compiler.Analysis, grid: Grid) -> list[tuple[str, str]]:
         problems.append(("params.symbols", "a sweep runs on one symbol; give one symbol"))
     if a.time_exit is not None:
         problems.append(("schema", f"node '{a.time_exit[0]}' (time_exit) is not supported in sweeps yet"))
-    if emit._atr_stop(a) is not None:
+    if emit._atr_stops(a):
         problems.append(("schema", "ATR stops are not supported in sweeps yet"))
-    swept = {p.node_id for p in grid.parameters}
-    if a.stop_loss is not None and a.trailing_stop is not None and a.stop_loss.node_id in swept:
-        problems.append(("ranges", f"node '{a.stop_loss.node_id}' never fires beside the trailing stop: sweeping it changes nothing"))
+    if a.stop_loss is not None and a.trailing_stop is not None:
+        problems.append(("schema", "a stop loss together with a trailing stop is not supported in sweeps yet"))
+    p = a.params
+    for field, default in (("fill_at", "close"), ("stop_target_order", "stop_first"), ("reentry", "skip")):
+        if getattr(p, field, default) != default:
+            problems.append((f"params.{field}", f"sweeps support only {field}={default} yet"))
     return problems
 
 
@@ -60,16 +63,27 @@ def _entries_exits(a: compiler.Analysis) -> tuple[str, str]:
 
 
 def _stop_arg_lines(a: compiler.Analysis, grid: Grid) -> tuple[list[str], dict[str, str]]:
-    """from_signals stop arguments (swept ones read from ``stops``) and {vectorbt argument: parameter name}."""
-    _, lines = emit._stop_args(a, "sig")
-    swept: dict[str, str] = {}
-    stops = {s.node_id: s for s in (a.take_profit, a.stop_loss, a.trailing_stop) if s is not None}
-    for p in grid.parameters:
-        if not parameters_mod.is_signal(p):
-            swept[STOP_ARGS[stops[p.node_id].node_type]] = p.name
-    out = [re.sub(r"\b(tp_stop|sl_stop)=[^,]+,", lambda m: f'{m.group(1)}=stops["{m.group(1)}"],' if m.group(1) in swept else m.group(0), line)
-           for line in lines]
-    return out, swept
+    """from_signals stop arguments (swept ones read from ``stops``) and {vectorbt argument: parameter name}.
+
+    vectorbt's own stops, with the rules of the standalone script: measured from the entry bar's close,
+    checked on later bars' highs and lows with the stop first, filled at the level (at the open on a gap)."""
+    swept = {p.node_id: p.name for p in grid.parameters if not parameters_mod.is_signal(p)}
+    lines, args = [], {}
+    if a.take_profit is not None:
+        name = swept.get(a.take_profit.node_id)
+        lines.append(f"tp_stop={TP_SWEPT if name else a.take_profit.fraction},")
+        if name:
+            args["tp_stop"] = name
+    stop = a.trailing_stop or a.stop_loss
+    if stop is not None:
+        name = swept.get(stop.node_id)
+        lines.append(f"sl_stop={SL_SWEPT if name else stop.fraction}, sl_trail={stop.node_type == 'trailing_stop'},")
+        if name:
+            args["sl_stop"] = name
+    if lines:
+        lines += ['stop_entry_price="close",  # stops are measured from the entry bar\'s close',
+                  'stop_exit_price="stopmarket",  # a stop fills at its level (at the open if the bar gaps past it), with slippage']
+    return lines, args
 
 
 def emit_sweep(doc: dict, params, all_parameters: list, grid: Grid, walk_forward: dict | None = None) -> tuple[str, int]:
