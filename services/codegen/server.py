@@ -72,7 +72,6 @@ class CodegenServicer(codegen_pb2_grpc.CodegenServiceServicer):
         return codegen_pb2.GenerateCodeResponse(code=code, sha256=digest, analysis=analysis.to_proto())
 
     async def GenerateSweepCode(self, request, context):
-        _trace(context)
         response = generate_sweep(_schema(request), _params(request), request.ranges, request.max_combinations,
                                   request.walk_forward if request.HasField("walk_forward") else None)
         logs.log(self.logger, logging.INFO, "generated sweep", sha256=response.sha256, combinations=response.combinations)
