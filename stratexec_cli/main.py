@@ -31,6 +31,7 @@ from google.protobuf import json_format
 
 from services.common import backtest_params
 from stratexec.backtest.v1 import backtest_pb2
+from stratexec.orchestrator.v1 import execution_pb2
 from stratexec_cli import live, render
 from stratexec_cli.client import DEFAULT_ADDR, Client, ClientError, StrategyFileError, load_schema
 
@@ -330,7 +331,8 @@ def _dispatch(client: Client, args) -> int:
         elif not reply.executions:
             print("no executions")
         else:
-            print(render.executions_table(reply.executions))
+            done = [e.id for e in reply.executions if e.status == execution_pb2.EXECUTION_STATUS_COMPLETED]
+            print(render.executions_table(reply.executions, {eid: client.results(eid).result.metrics for eid in done}))
             if reply.next_page_token:
                 print(f"\nmore: stratexec list --page-token {reply.next_page_token}")
     elif args.command in ("trades", "equity"):

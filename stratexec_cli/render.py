@@ -101,17 +101,29 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
-def executions_table(executions) -> str:
-    """`stratexec list`: one row per execution, newest first as the server sends them."""
+def executions_table(executions, metrics: dict[str, backtest_pb2.Metrics] | None = None) -> str:
+    """`stratexec list`: one row per execution, newest first as the server sends them; ``metrics`` by execution id."""
+    metrics = metrics or {}
     rows = []
     for e in executions:
         created = e.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S") if e.HasField("created_at") else ""
         elapsed = ""
         if e.HasField("completed_at") and e.HasField("created_at"):
             elapsed = f"{(e.completed_at.ToDatetime() - e.created_at.ToDatetime()).total_seconds():.1f}s"
+        m = metrics.get(e.id)
+        figures = ([f"{m.total_return:+.2f}%", f"{m.sharpe_ratio:.2f}" if m.HasField("sharpe_ratio") else "n/a",
+                    str(m.trades)] if m else ["", "", ""])
         rows.append([e.id, status_name(e.status), created, elapsed, ",".join(e.params.symbols),
-                     f"{e.params.start_date}..{e.params.end_date}", e.params.timeframe])
-    return table(["ID", "STATUS", "CREATED (UTC)", "TOOK", "SYMBOLS", "RANGE", "TF"], rows)
+                     f"{e.params.start_date}..{e.params.end_date}", e.params.timeframe, *figures, strategy_summary(e)])
+    return table(["ID", "STATUS", "CREATED (UTC)", "TOOK", "SYMBOLS", "RANGE", "TF", "RETURN", "SHARPE", "TRADES",
+                  "STRATEGY"], rows)
+
+
+def strategy_summary(execution: execution_pb2.Execution, width: int = 60) -> str:
+    """The analysis' one-line summary of the rules (after the symbols and dates the row already shows)."""
+    insights = json_format.MessageToDict(execution.agent_insights) if execution.HasField("agent_insights") else {}
+    text = str(insights.get("summary", "")).split(": ", 1)[-1]
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def analysis_lines(execution: execution_pb2.Execution) -> list[str]:

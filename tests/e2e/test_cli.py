@@ -192,6 +192,10 @@ def test_list_shows_a_table_and_json(orchestrator_addr, finished_example):
     row = next(r for r in rows if r.startswith(execution_id))
     assert row.split()[1] == "completed"
     assert "BTC-USD" in row and "2024-01-01..2024-12-31" in row
+    metrics = Client(orchestrator_addr).results(execution_id).result.metrics
+    assert header.split()[-4:] == ["RETURN", "SHARPE", "TRADES", "STRATEGY"]
+    assert f"{metrics.total_return:+.2f}%  {metrics.sharpe_ratio:.2f}" in row
+    assert "enter when close <= 0.95 * SMA(close, 20)" in row
     as_json = cli(orchestrator_addr, "list", "--json", "--page-size", "500")
     assert as_json.returncode == 0, as_json.stderr
     ids = [e["id"] for e in json.loads(as_json.stdout)["executions"]]
