@@ -158,10 +158,13 @@ def analyze(doc: Any, params) -> Analysis:
                     condition, notes = result.condition, result.warnings
                 except RuleError as exc:
                     closest = "; ".join(f'"{x}"' for x in exc.suggestions)
+                    near = (f". If you meant \"{exc.suggestion}\", resubmit it as meta.conditions: "
+                            f"[{json.dumps(exc.near_miss, sort_keys=True)}]") if exc.near_miss else ""
                     problems.append((field, f"node '{node_id}': rule \"{text}\" is not understood: {exc.reason}. "
-                                            f"Closest supported phrasings: {closest}"))
+                                            f"Closest supported phrasings: {closest}{near}"))
                     first_problem = first_problem or {"node_id": node_id, "rule": text, "suggestion": exc.suggestion,
-                                                      "suggestions": " | ".join(exc.suggestions)}
+                                                      "suggestions": " | ".join(exc.suggestions),
+                                                      **({"structured": json.dumps(exc.near_miss, sort_keys=True)} if exc.near_miss else {})}
                     continue
                 analysis.warnings.extend(f"node '{node_id}': {note}" for note in notes)
                 plans.append(RulePlan(text, field, condition))

@@ -240,3 +240,22 @@ def test_a_10000_character_rule_answers_within_50_ms(text):
         best = min(best, time.perf_counter() - start)
     assert "at most 300" in caught.value.reason and len(caught.value.suggestions) == 3
     assert best < 0.050, f"{best * 1000:.1f} ms"
+
+
+def test_a_near_miss_carries_the_structured_condition_it_would_have_meant():
+    from services.codegen import compiler
+    from services.codegen.grammar.structured import parse_condition
+    from services.common import errors
+
+    with pytest.raises(RuleError) as caught:
+        parse_rule("Buy when the RSI(14) goes under 30 points", "entry")
+    assert caught.value.near_miss == {"indicator": "rsi", "params": {"window": 14}, "op": "<", "ref": 30}
+    assert parse_condition(caught.value.near_miss).formula() == "RSI(close, 14) < 30"  # resubmittable as is
+    with pytest.raises(RuleError) as far:
+        parse_rule("Buy when the moon is full", "entry")
+    assert far.value.near_miss is None  # not a near miss: no guess
+    doc = {"nodes": [{"id": "e", "type": "entry_condition", "meta": {"rules": ["Buy when the RSI(14) goes under 30 points"]}}]}
+    with pytest.raises(errors.ApiError) as api:
+        compiler.analyze(doc, None)
+    assert 'resubmit it as meta.conditions: [{"indicator": "rsi", "op": "<", "params": {"window": 14}, "ref": 30}]' in api.value.message
+    assert api.value.metadata["structured"] == '{"indicator": "rsi", "op": "<", "params": {"window": 14}, "ref": 30}'

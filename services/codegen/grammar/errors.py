@@ -10,3 +10,4 @@ class RuleError(ValueError):
         self.reason = reason
         self.suggestion = suggestion
         self.suggestions: list[str] = [suggestion] if suggestion else []  # the closest supported phrasings, best first
+        self.near_miss: dict | None = None  # for a near miss: the structured condition of the closest phrasing

@@ -938,7 +938,7 @@ def parse_rule(rule: str, side: str, timeframe: str = "1d") -> tuple[Condition, 
 
 
 def parse_rule_in(rule: str, side: str, timeframe: str = "1d", subject: Subject | None = None,
-                  customs: dict[str, Series] | None = None) -> Parsed:
+                  customs: dict[str, Series] | None = None, near_miss: bool = True) -> Parsed:
     """Like parse_rule, with the series a pronoun binds to (from the strategy's other rules) and the custom indicators."""
     ctx = Context(side=side, timeframe=timeframe, rule=rule, subject=subject, custom=dict(customs or {}))
     try:
@@ -969,6 +969,7 @@ def parse_rule_in(rule: str, side: str, timeframe: str = "1d", subject: Subject 
         near = [example for example in closest_n(rule, side, 3) if example != exc.suggestion]
         exc.suggestions = ([exc.suggestion] if exc.suggestion else []) + near[: 3 - bool(exc.suggestion)]
         exc.suggestion = exc.suggestions[0]
+        exc.near_miss = _near_miss(rule, exc.suggestion, side) if near_miss else None
         raise
     level = ctx.level_subject
     found = None
@@ -976,6 +977,24 @@ def parse_rule_in(rule: str, side: str, timeframe: str = "1d", subject: Subject 
         series = _series(level)
         found = Subject(level, series.label, series.key)
     return Parsed(condition, ctx.warnings, found)
+
+
+NEAR_MISS = 0.65  # difflib ratio from which the closest phrasing is taken as what the rule meant
+
+
+def _near_miss(rule: str, suggestion: str, side: str) -> dict | None:
+    """The structured condition of the closest phrasing, when the rule is that close to it."""
+    import difflib
+
+    from services.codegen.grammar.structured import to_structured
+
+    if difflib.SequenceMatcher(None, rule.lower().strip()[:100], suggestion.lower()).ratio() < NEAR_MISS:
+        return None
+    try:
+        parsed = parse_rule_in(suggestion, side, near_miss=False)
+    except RuleError:
+        return None
+    return to_structured(parsed.condition)
 
 
 WITHIN = re.compile(

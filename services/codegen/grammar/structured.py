@@ -9,6 +9,7 @@ natural-language rules.
 """
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from services.codegen.grammar import indicators as ind
@@ -89,3 +90,60 @@ def parse_condition(spec: dict) -> Condition:
     if op in ("crosses_above", "crosses_below"):
         return Cross(left, op.split("_")[1], right)
     return Compare(left, OPS[op], right)
+
+
+_KEY = re.compile(r"^(?P<name>[a-z_]+)\((?P<args>[^()]*)\)$")
+
+
+def _spec(series: Series) -> dict | None:
+    """The structured operand of a series, or None when it has none (custom indicators, 52-week extremes...)."""
+    if series.key in ind.FIELDS:
+        return {"indicator": series.key}
+    m = _KEY.match(series.key)
+    if not m:
+        return None
+    name, args = m.group("name"), [a.strip() for a in m.group("args").split(",")]
+    try:
+        if name in ind.MOVING_AVERAGES and args[0] in ind.FIELDS:
+            params = {"window": int(args[1])} | ({"source": args[0]} if args[0] != "close" else {})
+            return {"indicator": name, "params": params}
+        if name in ("rsi", "atr", "roc"):
+            return {"indicator": name, "params": {"window": int(args[0])}}
+        if name in ("hh", "ll"):
+            return {"indicator": "highest_high" if name == "hh" else "lowest_low", "params": {"window": int(args[0])}}
+        if name == "macd":
+            return {"indicator": "macd", "params": {"fast": int(args[0]), "slow": int(args[1])}}
+        if name in ("macd_signal", "macd_hist"):
+            return {"indicator": name, "params": {"fast": int(args[0]), "slow": int(args[1]), "signal": int(args[2])}}
+        if name in ("bb_upper", "bb_lower"):
+            return {"indicator": name, "params": {"window": int(args[0]), "std": float(args[1])}}
+        if name == "lag" and args[0] in ind.FIELDS:
+            return {"indicator": "lag", "params": {"window": int(args[1])} | ({"source": args[0]} if args[0] != "close" else {})}
+    except (IndexError, ValueError):
+        return None
+    return None
+
+
+def _operand_spec(op: Operand) -> dict | None:
+    spec = _spec(op.series) if op.series is not None else None
+    if spec is not None and op.factor != 1:
+        spec["multiplier"] = float(op.factor)
+    return spec
+
+
+def to_structured(condition: Condition) -> dict | None:
+    """The meta.conditions entry of a simple condition (one comparison or crossing), or None."""
+    if not isinstance(condition, (Compare, Cross)):
+        return None
+    left = _operand_spec(condition.left)
+    if left is None:
+        return None
+    if condition.right.is_const:
+        ref = float(condition.right.const)
+        ref = int(ref) if ref.is_integer() else ref
+    else:
+        ref = _operand_spec(condition.right)
+        if ref is None:
+            return None
+    op = f"crosses_{condition.direction}" if isinstance(condition, Cross) else condition.op
+    return {**left, "op": op, "ref": ref}
