@@ -15,7 +15,6 @@ all of them. Runs offline in ~2 minutes; prints a table.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import pathlib
 import random
@@ -62,7 +61,7 @@ def fill(data_dir: pathlib.Path, users: list[str], upto: int, rng: random.Random
     from services.memory.store import DirectoryLock, EmbeddedStore
 
     # the runtime's default threads for the batched fill (the service uses 1)
-    config = dataclasses.replace(MemoryConfig.from_env(), embed_threads=0)
+    config = MemoryConfig.from_env().model_copy(update={"embed_threads": 0})
     lock = DirectoryLock(config.lock_path)
     lock.acquire()
     store = EmbeddedStore(config)

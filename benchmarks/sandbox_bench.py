@@ -121,9 +121,9 @@ def main() -> None:
     pool_size = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp:
         run_dir = pathlib.Path(tmp)
-        common = {"SANDBOX_POOL_SIZE": str(pool_size), "SANDBOX_QUEUE_SIZE": "64", "SANDBOX_LOG_LEVEL": "WARNING"}
+        common = {"SANDBOX_POOL_SIZE": str(pool_size), "SANDBOX_QUEUE_SIZE": "64", "LOG_LEVEL": "WARNING"}
         t0 = time.perf_counter()
-        warm = start_service("sandbox", run_dir / "pool", 0, {**common, "SANDBOX_MODE": "pool", "SANDBOX_LOG_LEVEL": "INFO",
+        warm = start_service("sandbox", run_dir / "pool", 0, {**common, "SANDBOX_MODE": "pool", "LOG_LEVEL": "INFO",
                                                                "SANDBOX_SCRATCH_DIR": str(run_dir / "pool-scratch")})
         cold = None
         try:

@@ -1,39 +1,48 @@
-"""Typed configuration of the memory service, read once from the environment."""
+"""Typed configuration of the memory service (pydantic-settings), read once from MEMORY_* and
+LOG_LEVEL; fails closed (services.common.settings)."""
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 
-from services.common.config import default_data_dir, env_int, env_path, env_str
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from services.common.config import default_data_dir
+from services.common.settings import ServiceSettings
 
 SERVICE_NAME = "stratexec.memory.v1.MemoryService"
 SYSTEM_USER = "system"  # owner of the code templates every user may read
 
 
-@dataclasses.dataclass(frozen=True)
-class MemoryConfig:
-    host: str
-    port: int
-    data_dir: pathlib.Path
-    collection: str
-    log_level: str
+class MemoryConfig(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MEMORY_")
+
+    host: str = "localhost"  # off loopback it needs STRATEXEC_INTERNAL_TOKEN
+    port: int = Field(50054, ge=0, le=65535)
+    data_dir: pathlib.Path = Field(default_factory=lambda: pathlib.Path(default_data_dir("memory")))
+    collection: str = "stratexec_memories"
     # Limits on requests (violations are INVALID_ARGUMENT).
-    max_content_bytes: int
-    max_metadata_bytes: int
-    max_messages: int
-    max_search_limit: int
-    max_page_size: int
-    max_query_bytes: int
+    max_content_bytes: int = Field(32 * 1024, ge=1)
+    max_metadata_bytes: int = Field(16 * 1024, ge=1)
+    max_messages: int = Field(32, ge=1)
+    max_search_limit: int = Field(100, ge=1)
+    max_page_size: int = Field(200, ge=1)
+    max_query_bytes: int = Field(4 * 1024, ge=1)
     # Backends: MEM0_API_KEY selects the hosted platform; an LLM key enables infer=True.
-    mem0_api_key: str
-    llm_provider: str
-    llm_api_key: str
-    llm_model: str
-    seed_templates: bool
+    mem0_api_key: str = Field("", validation_alias=AliasChoices("MEM0_API_KEY"), repr=False)
+    llm_provider: str = "anthropic"
+    llm_api_key: str = Field("", validation_alias=AliasChoices("MEMORY_LLM_API_KEY", "ANTHROPIC_API_KEY"), repr=False)
+    llm_model: str = "claude-sonnet-4-6"
+    seed_templates: bool = True
     # Intra-op threads of ONNX Runtime for embedding one text (0: its default).
     # 1 by default: calls are serialised on one worker thread anyway, and on
     # 2 busy CPUs more threads gave much worse p95 (measured with torch).
-    embed_threads: int
+    embed_threads: int = Field(1, ge=0)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _resolved(cls, value: pathlib.Path) -> pathlib.Path:
+        return value.expanduser().resolve()
 
     @property
     def backend(self) -> str:
@@ -54,25 +63,3 @@ class MemoryConfig:
     @property
     def lock_path(self) -> pathlib.Path:
         return self.data_dir / "memory.lock"
-
-    @classmethod
-    def from_env(cls) -> "MemoryConfig":
-        return cls(
-            host=env_str("MEMORY_HOST", "localhost"),  # off loopback it needs STRATEXEC_INTERNAL_TOKEN
-            port=env_int("MEMORY_PORT", 50054),
-            data_dir=env_path("MEMORY_DATA_DIR", default_data_dir("memory")),
-            collection=env_str("MEMORY_COLLECTION", "stratexec_memories"),
-            log_level=env_str("MEMORY_LOG_LEVEL", "INFO"),
-            max_content_bytes=env_int("MEMORY_MAX_CONTENT_BYTES", 32 * 1024),
-            max_metadata_bytes=env_int("MEMORY_MAX_METADATA_BYTES", 16 * 1024),
-            max_messages=env_int("MEMORY_MAX_MESSAGES", 32),
-            max_search_limit=env_int("MEMORY_MAX_SEARCH_LIMIT", 100),
-            max_page_size=env_int("MEMORY_MAX_PAGE_SIZE", 200),
-            max_query_bytes=env_int("MEMORY_MAX_QUERY_BYTES", 4 * 1024),
-            mem0_api_key=env_str("MEM0_API_KEY", ""),
-            llm_provider="anthropic",
-            llm_api_key=env_str("MEMORY_LLM_API_KEY", "") or env_str("ANTHROPIC_API_KEY", ""),
-            llm_model=env_str("MEMORY_LLM_MODEL", "claude-sonnet-4-6"),
-            seed_templates=env_str("MEMORY_SEED_TEMPLATES", "true").lower() not in ("0", "false", "no"),
-            embed_threads=env_int("MEMORY_EMBED_THREADS", 1),
-        )

@@ -1,85 +1,75 @@
-"""Typed configuration of the sandbox service, from the environment."""
+"""Typed configuration of the sandbox service (pydantic-settings), from SANDBOX_* variables.
+
+Fails closed (services.common.settings): SANDBOX_ISOLATION=bwarp, SANDBOX_MODE=fast or
+SANDBOX_POOL_SIZE=0 stop the service with a message naming the variable."""
 from __future__ import annotations
 
-import dataclasses
 import os
+import pathlib
 import tempfile
+from typing import Literal
 
-from services.common.config import default_data_dir, env_float, env_int, env_path, env_str, project_root
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """Resource limits of one run (applied inside the jail before user code)."""
-
-    cpu_seconds: int = 60  # RLIMIT_CPU
-    address_space_mb: int = 4096  # RLIMIT_AS (numba/LLVM reserve a lot of virtual memory)
-    processes: int = 32  # RLIMIT_NPROC, per run uid
-    file_size_mb: int = 64  # RLIMIT_FSIZE
-    open_files: int = 256  # RLIMIT_NOFILE
-    result_max_bytes: int = 32 * 1024 * 1024  # the result channel is cut (and the run fails) past this
-
-    @classmethod
-    def from_env(cls) -> "Limits":
-        return cls(
-            cpu_seconds=env_int("SANDBOX_LIMIT_CPU_SECONDS", cls.cpu_seconds),
-            address_space_mb=env_int("SANDBOX_LIMIT_ADDRESS_SPACE_MB", cls.address_space_mb),
-            processes=env_int("SANDBOX_LIMIT_PROCESSES", cls.processes),
-            file_size_mb=env_int("SANDBOX_LIMIT_FILE_SIZE_MB", cls.file_size_mb),
-            open_files=env_int("SANDBOX_LIMIT_OPEN_FILES", cls.open_files),
-            result_max_bytes=env_int("SANDBOX_RESULT_MAX_BYTES", cls.result_max_bytes),
-        )
+from services.common.config import default_data_dir, project_root
+from services.common.settings import ServiceSettings, Settings, closed_set
 
 
-@dataclasses.dataclass(frozen=True)
-class SandboxConfig:
-    host: str = "localhost"  # SANDBOX_HOST: loopback unless set; off loopback it needs STRATEXEC_INTERNAL_TOKEN
-    port: int = 50053
-    data_provider: str = "bundled"  # bundled | csv | yfinance
+def _data(*parts: str) -> str:
+    return os.path.join(default_data_dir("sandbox"), *parts)
+
+
+class Limits(Settings):
+    """Resource limits of one run (applied inside the jail before user code), SANDBOX_LIMIT_*."""
+
+    model_config = SettingsConfigDict(env_prefix="SANDBOX_LIMIT_")
+
+    cpu_seconds: int = Field(60, ge=1)  # RLIMIT_CPU
+    address_space_mb: int = Field(4096, ge=64)  # RLIMIT_AS (numba/LLVM reserve a lot of virtual memory)
+    processes: int = Field(32, ge=1)  # RLIMIT_NPROC, per run uid
+    file_size_mb: int = Field(64, ge=1)  # RLIMIT_FSIZE
+    open_files: int = Field(256, ge=16)  # RLIMIT_NOFILE
+    # the result channel is cut (and the run fails) past this
+    result_max_bytes: int = Field(32 * 1024 * 1024, ge=1024, validation_alias=AliasChoices("SANDBOX_RESULT_MAX_BYTES"))
+
+
+class SandboxConfig(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SANDBOX_")
+
+    host: str = "localhost"  # loopback unless set; off loopback it needs STRATEXEC_INTERNAL_TOKEN
+    port: int = Field(50053, ge=0, le=65535)
+    data_provider: Literal["bundled", "csv", "yfinance"] = "bundled"
     bundled_dir: str = str(project_root() / "data" / "ohlcv")
-    csv_dir: str = ""  # SANDBOX_CSV_DIR, for the csv provider
-    cache_dir: str = ""  # SANDBOX_CACHE_DIR: yfinance on-disk cache
-    cache_ttl_seconds: int = 6 * 3600  # yfinance cache freshness
-    scratch_dir: str = ""  # SANDBOX_SCRATCH_DIR: each instance claims <scratch>/instance-<k> (lock file) for its runs
-    numba_cache_dir: str = ""  # SANDBOX_NUMBA_CACHE_DIR: compiled kernels of the warm parents, per host, kept across restarts
-    default_timeout_seconds: float = 60.0
-    max_timeout_seconds: float = 600.0
-    output_cap_bytes: int = 64 * 1024  # captured stdout+stderr per run
-    mode: str = "pool"  # pool (a fresh fork of a warm parent per run) | fresh (a new interpreter per run)
-    pool_size: int = os.cpu_count() or 1  # concurrent runs (and warm parents in pool mode)
-    queue_size: int = 32  # runs of one caller waiting for a slot; RESOURCE_EXHAUSTED past it
-    queue_total: int = 128  # SANDBOX_QUEUE_TOTAL: runs waiting over all callers
-    recycle_after: int = 200  # pool mode: a warm parent is replaced after this many runs
-    uid_base: int = 61000  # run uids are uid_base + slot when the service runs as root
-    isolation: str = "auto"  # auto | bwrap | unshare | none  (which outer jail to use)
+    csv_dir: str = Field(default_factory=lambda: _data("csv"))  # for the csv provider
+    cache_dir: str = Field(default_factory=lambda: _data("cache"))  # yfinance on-disk cache
+    cache_ttl_seconds: int = Field(6 * 3600, ge=0)  # yfinance cache freshness
+    # each instance claims <scratch>/instance-<k> (lock file) for its runs
+    scratch_dir: str = Field(default_factory=lambda: _data("scratch"))
+    # compiled kernels of the warm parents, per host, kept across restarts
+    numba_cache_dir: str = Field(default_factory=lambda: os.path.join(tempfile.gettempdir(), "stratexec-sandbox-numba"))
+    default_timeout_seconds: float = Field(60.0, gt=0)
+    max_timeout_seconds: float = Field(600.0, gt=0)
+    output_cap_bytes: int = Field(64 * 1024, ge=1024)  # captured stdout+stderr per run
+    mode: Literal["pool", "fresh"] = "pool"  # pool: a fresh fork of a warm parent per run; fresh: a new interpreter
+    pool_size: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)  # concurrent runs (and warm parents)
+    queue_size: int = Field(32, ge=0)  # runs of one caller waiting for a slot; RESOURCE_EXHAUSTED past it
+    queue_total: int = Field(-1, ge=-1)  # runs waiting over all callers; -1: max(128, 4 * queue_size)
+    recycle_after: int = Field(200, ge=1)  # pool mode: a warm parent is replaced after this many runs
+    uid_base: int = Field(61000, ge=1000)  # run uids are uid_base + slot when the service runs as root
+    isolation: Literal["auto", "bwrap", "unshare", "none"] = "auto"  # which outer jail to use
     require_layers: str = ""  # comma-separated layers that must be active, or start-up fails
-    limits: Limits = dataclasses.field(default_factory=Limits)
-    log_level: str = "INFO"
+    limits: Limits = Field(default_factory=Limits.from_env)
 
+    @model_validator(mode="after")
+    def _queue_total(self):
+        if self.queue_total < 0:
+            object.__setattr__(self, "queue_total", max(128, 4 * self.queue_size))
+        return self
+
+    _closed = field_validator("data_provider", "mode", "isolation", mode="before")(closed_set)
+
+    @field_validator("bundled_dir", "csv_dir", "cache_dir", "scratch_dir", "numba_cache_dir")
     @classmethod
-    def from_env(cls) -> "SandboxConfig":
-        data_dir = default_data_dir("sandbox")
-        return cls(
-            host=env_str("SANDBOX_HOST", cls.host),
-            port=env_int("SANDBOX_PORT", cls.port),
-            data_provider=env_str("SANDBOX_DATA_PROVIDER", cls.data_provider).strip().lower(),
-            bundled_dir=str(env_path("SANDBOX_BUNDLED_DIR", cls.bundled_dir)),
-            csv_dir=str(env_path("SANDBOX_CSV_DIR", os.path.join(data_dir, "csv"))),
-            cache_dir=str(env_path("SANDBOX_CACHE_DIR", os.path.join(data_dir, "cache"))),
-            cache_ttl_seconds=env_int("SANDBOX_CACHE_TTL_SECONDS", cls.cache_ttl_seconds),
-            scratch_dir=str(env_path("SANDBOX_SCRATCH_DIR", os.path.join(data_dir, "scratch"))),
-            numba_cache_dir=str(env_path("SANDBOX_NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "stratexec-sandbox-numba"))),
-            default_timeout_seconds=env_float("SANDBOX_DEFAULT_TIMEOUT_SECONDS", cls.default_timeout_seconds),
-            max_timeout_seconds=env_float("SANDBOX_MAX_TIMEOUT_SECONDS", cls.max_timeout_seconds),
-            output_cap_bytes=env_int("SANDBOX_OUTPUT_CAP_BYTES", cls.output_cap_bytes),
-            mode=env_str("SANDBOX_MODE", cls.mode).strip().lower(),
-            pool_size=max(1, env_int("SANDBOX_POOL_SIZE", os.cpu_count() or 1)),
-            queue_size=max(0, env_int("SANDBOX_QUEUE_SIZE", cls.queue_size)),
-            queue_total=max(0, env_int("SANDBOX_QUEUE_TOTAL", max(cls.queue_total, 4 * env_int("SANDBOX_QUEUE_SIZE", cls.queue_size)))),
-            recycle_after=max(1, env_int("SANDBOX_RECYCLE_AFTER", cls.recycle_after)),
-            uid_base=env_int("SANDBOX_UID_BASE", cls.uid_base),
-            isolation=env_str("SANDBOX_ISOLATION", cls.isolation).strip().lower(),
-            require_layers=env_str("SANDBOX_REQUIRE_LAYERS", ""),
-            limits=Limits.from_env(),
-            log_level=env_str("SANDBOX_LOG_LEVEL", cls.log_level),
-        )
+    def _path(cls, value: str) -> str:
+        return str(pathlib.Path(value).expanduser().resolve())

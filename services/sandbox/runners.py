@@ -11,8 +11,5 @@ from services.sandbox.runner import FreshRunner, Runner
 
 
 def make_runner(config: SandboxConfig, plan: IsolationPlan) -> Runner:
-    if config.mode == "fresh":
-        return FreshRunner(config, plan)
-    if config.mode == "pool":
-        return PoolRunner(config, plan)
-    raise SystemExit(f"SANDBOX_MODE must be fresh or pool, not {config.mode!r}")
+    """SandboxConfig.mode is "fresh" or "pool" (anything else stops the service at start)."""
+    return FreshRunner(config, plan) if config.mode == "fresh" else PoolRunner(config, plan)

@@ -87,8 +87,8 @@ def host(tmp_path_factory):
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory):
     scratch = tmp_path_factory.mktemp("adversarial") / "scratch"
-    config = dataclasses.replace(SandboxConfig.from_env(), scratch_dir=str(scratch), pool_size=1, mode="pool",
-                                 output_cap_bytes=50_000, recycle_after=1000)
+    config = SandboxConfig.from_env().model_copy(update=dict(scratch_dir=str(scratch), pool_size=1, mode="pool",
+                                 output_cap_bytes=50_000, recycle_after=1000))
     plan = isolation.probe(config)
     loop = asyncio.new_event_loop()
     runner = make_runner(config, plan)

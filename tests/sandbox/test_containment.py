@@ -3,7 +3,6 @@ server uses. Validation is a first filter; these show what holds without it."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import pathlib
@@ -36,8 +35,8 @@ class Jail:
     def __init__(self, mode: str, scratch: pathlib.Path, shared_uid: bool = False):
         self.mode = mode
         self.scratch = scratch
-        self.config = dataclasses.replace(SandboxConfig.from_env(), scratch_dir=str(scratch), pool_size=1,
-                                          output_cap_bytes=200_000, mode=mode, recycle_after=1000)
+        self.config = SandboxConfig.from_env().model_copy(update=dict(scratch_dir=str(scratch), pool_size=1,
+                                          output_cap_bytes=200_000, mode=mode, recycle_after=1000))
         self.plan = isolation.probe(self.config)
         if shared_uid:  # as when the service is not root: runs have the warm parent's uid
             isolation.release_uid_block(self.plan.uid_base)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import pathlib
 
 from services.sandbox import isolation
@@ -23,8 +22,8 @@ print("INPUT_INTACT", os.path.exists(sys.argv[0]) and os.path.isdir(os.path.dirn
 
 def test_a_second_instance_leaves_the_first_ones_in_flight_run_alone(tmp_path):
     data = prepare(BundledProvider(ROOT / "data" / "ohlcv"), DataRequest(("BTC-USD",), "2024-01-01", "2024-01-31"))
-    config = dataclasses.replace(SandboxConfig.from_env(), scratch_dir=str(tmp_path / "scratch"), pool_size=1,
-                                 mode="pool", recycle_after=1000)
+    config = SandboxConfig.from_env().model_copy(update=dict(scratch_dir=str(tmp_path / "scratch"), pool_size=1,
+                                 mode="pool", recycle_after=1000))
     loop = asyncio.new_event_loop()
     plans = [isolation.probe(config), isolation.probe(config)]
     first, second = (make_runner(config, plan) for plan in plans)
