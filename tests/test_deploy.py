@@ -55,13 +55,16 @@ ENV_CONSTANT = re.compile(r"""^[A-Z_]*_ENV\s*=\s*["']([A-Z][A-Z0-9_]*)["']""", r
 
 
 def env_names_read(name: str) -> set[str]:
-    """Every environment variable the code of ``services/<name>`` and ``services/common`` reads."""
+    """Every environment variable the code of ``services/<name>`` and ``services/common`` reads:
+    the fields of its settings object, and any other read in the code."""
+    module, cls = CONFIG_CLASSES[name]
+    settings = getattr(importlib.import_module(module), cls).env_names()
     files = [*(ROOT / "services" / name).rglob("*.py"), *(ROOT / "services" / "common").glob("*.py")]
     found: set[str] = set()
     for path in files:
         text = path.read_text(encoding="utf-8")
         found |= set(ENV_READ.findall(text)) | set(ENV_CONSTANT.findall(text))
-    return found
+    return found | settings
 
 
 READ = {name: env_names_read(name) for name in NAMES}

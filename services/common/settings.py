@@ -39,6 +39,20 @@ class Settings(BaseSettings):
         return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
 
     @classmethod
+    def env_names(cls) -> set[str]:
+        """Every variable these settings read, nested groups included."""
+        names = set()
+        for field, info in cls.model_fields.items():
+            kind = info.annotation
+            if isinstance(kind, type) and issubclass(kind, Settings):
+                names |= kind.env_names()
+            elif isinstance(info.validation_alias, AliasChoices):
+                names |= {str(choice) for choice in info.validation_alias.choices}
+            else:
+                names.add(cls.env_name(field))
+        return names
+
+    @classmethod
     def from_env(cls, **overrides):
         """The settings from the environment; SystemExit with every bad variable named otherwise."""
         try:
