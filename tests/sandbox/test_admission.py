@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import pathlib
 
 from services.sandbox import isolation
@@ -17,8 +16,8 @@ QUICK = "print('orchestrator run', flush=True)\n"
 
 def test_a_caller_filling_the_queue_does_not_refuse_or_starve_another(tmp_path):
     data = prepare(BundledProvider(ROOT / "data" / "ohlcv"), DataRequest(("BTC-USD",), "2024-01-01", "2024-01-31"))
-    config = dataclasses.replace(SandboxConfig.from_env(), scratch_dir=str(tmp_path / "scratch"), pool_size=1,
-                                 mode="fresh", queue_size=2, queue_total=8)
+    config = SandboxConfig.from_env().model_copy(update=dict(scratch_dir=str(tmp_path / "scratch"), pool_size=1,
+                                                             mode="fresh", queue_size=2, queue_total=8))
     plan = isolation.probe(config)
     runner = FreshRunner(config, plan)
     loop = asyncio.new_event_loop()
