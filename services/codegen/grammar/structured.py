@@ -138,7 +138,7 @@ def to_structured(condition: Condition) -> dict | None:
     left = _operand_spec(condition.left)
     if left is None:
         return None
-    if condition.right.is_const:
+    if condition.right.series is None:  # a constant level
         ref = float(condition.right.const)
         ref = int(ref) if ref.is_integer() else ref
     else:
