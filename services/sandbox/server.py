@@ -98,7 +98,7 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             return await asyncio.to_thread(prepare, self.provider, params.data)
         return prepare(self.provider, params.data)
 
-    async def _run(self, request):
+    async def _run(self, request, context):
         """Policy check, data, one jailed run: (params, prepared data, job, output)."""
         logs.execution_id_var.set(request.execution_id)
         violations = check_code(request.code)
@@ -119,45 +119,45 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             raise errors.ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"the sandbox is busy: {exc}", reason="QUEUE_FULL")
         return params, prepared, job, out
 
-    async def RunSweep(self, request: sandbox_pb2.RunSweepRequest, context) -> sandbox_pb2.RunSweepResponse:
-        _params, _prepared, job, out = await self._run(request)
-        response = sandbox_pb2.RunSweepResponse(outcome=OUTCOMES[out.outcome], logs=out.logs, duration_ms=out.duration_ms)
+    def _settle(self, response, out, job, check, what: str):
+        """Fill ``response`` from a run's output; ``check()`` verifies a succeeded run's result (ResultRejected).
+
+        Returns the final (outcome, reason): a rejected result turns a succeeded run into a failed one."""
         outcome, reason, message = out.outcome, out.reason, out.message
         if outcome is Outcome.SUCCEEDED:
             try:
-                response.result.CopyFrom(sweep_result.verify(out.result, request.combinations))
+                response.result.CopyFrom(check())
             except ResultRejected as exc:
-                outcome, reason, message = Outcome.FAILED, "RESULT_REJECTED", f"the sweep result was rejected: {exc}"
+                outcome, reason, message = Outcome.FAILED, "RESULT_REJECTED", f"the {what} was rejected: {exc}"
                 response.outcome = OUTCOMES[outcome]
         elif reason == "EXIT_NONZERO" and _last_error_line(out.logs):
             message = f"{message}: {_last_error_line(out.logs)}"
         if outcome is not Outcome.SUCCEEDED:
             response.error.CopyFrom(errors.make_status(ERROR_CODES[outcome], message, reason=reason,
                                                        metadata={"run_id": job.run_id}))
+        return outcome, reason
+
+    async def RunSweep(self, request: sandbox_pb2.RunSweepRequest, context) -> sandbox_pb2.RunSweepResponse:
+        _params, _prepared, job, out = await self._run(request, context)
+        response = sandbox_pb2.RunSweepResponse(outcome=OUTCOMES[out.outcome], logs=out.logs, duration_ms=out.duration_ms)
+        outcome, reason = self._settle(response, out, job, lambda: sweep_result.verify(out.result, request.combinations),
+                                       "sweep result")
         logs.log(self.logger, logging.INFO, "sweep finished", run_id=job.run_id, outcome=outcome.value, reason=reason,
                  duration_ms=round(out.duration_ms, 1), combinations=request.combinations)
         return response
 
     async def ExecuteCode(self, request: sandbox_pb2.ExecuteCodeRequest, context) -> sandbox_pb2.ExecuteCodeResponse:
-        params, prepared, job, out = await self._run(request)
+        params, prepared, job, out = await self._run(request, context)
         response = sandbox_pb2.ExecuteCodeResponse(
             outcome=OUTCOMES[out.outcome], logs=out.logs, logs_truncated=out.logs_truncated,
             duration_ms=out.duration_ms, isolation=out.isolation,
         )
-        outcome, reason, message = out.outcome, out.reason, out.message
-        if outcome is Outcome.SUCCEEDED:
-            try:
-                window = (params.data.start_date, params.data.end_date)
-                checked = verify(out.result, params.initial_capital, window)  # a few ms of CPU: inline
-                response.result.CopyFrom(to_proto(checked, prepared.sources))
-            except ResultRejected as exc:
-                outcome, reason, message = Outcome.FAILED, "RESULT_REJECTED", f"the result was rejected: {exc}"
-                response.outcome = OUTCOMES[outcome]
-        elif reason == "EXIT_NONZERO" and _last_error_line(out.logs):
-            message = f"{message}: {_last_error_line(out.logs)}"
-        if outcome is not Outcome.SUCCEEDED:
-            response.error.CopyFrom(errors.make_status(ERROR_CODES[outcome], message, reason=reason,
-                                                       metadata={"run_id": job.run_id}))
+
+        def check():  # a few ms of CPU: inline
+            window = (params.data.start_date, params.data.end_date)
+            return to_proto(verify(out.result, params.initial_capital, window), prepared.sources)
+
+        outcome, reason = self._settle(response, out, job, check, "result")
         logs.log(self.logger, logging.INFO, "run finished", run_id=job.run_id, outcome=outcome.value, reason=reason,
                  duration_ms=round(out.duration_ms, 1), log_lines=len(out.logs))
         return response
