@@ -2,9 +2,15 @@
 
 Servers raise ``ApiError``; the interceptor in services.common.server turns
 it into a rich status that clients read with ``status_from_rpc_error``.
+It is also the one error boundary of every service: ``boundary_error``
+maps any other exception to a canonical code (a decode error is
+INVALID_ARGUMENT, a locked or unreachable database UNAVAILABLE, a corrupt
+one DATA_LOSS, the rest INTERNAL) with a generic message and an error id
+that is logged with the exception; SQL text and parameters never leave.
 """
 from __future__ import annotations
 
+import uuid
 from typing import Iterable
 
 import grpc
@@ -147,3 +153,55 @@ def describe(status: status_pb2.Status) -> str:
             if parts:
                 text += " (" + "; ".join(parts) + ")"
     return text
+
+
+# Messages of database errors that a retry does not cure (SQLite and PostgreSQL wording).
+CORRUPTION_MARKERS = ("malformed", "not a database", "corrupt", "disk i/o error", "invalid page", "data_corrupted")
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """A persistent database error: a corrupt file or page, not a lock or an outage."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return any(marker in text for marker in CORRUPTION_MARKERS)
+
+
+def _database_error(exc: BaseException) -> "ApiError | None":
+    try:
+        from sqlalchemy import exc as sa_exc
+    except ImportError:  # pragma: no cover - every service has SQLAlchemy installed
+        return None
+    if not isinstance(exc, sa_exc.SQLAlchemyError):
+        return None
+    if is_corruption(exc):
+        return None  # DATA_LOSS, with an error id (boundary_error)
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.TimeoutError, sa_exc.DisconnectionError)) or getattr(
+            exc, "connection_invalidated", False):
+        return ApiError(grpc.StatusCode.UNAVAILABLE, "the database is unavailable (locked or unreachable); retry later",
+                        reason="DATABASE_UNAVAILABLE")
+    return None
+
+
+def boundary_error(exc: BaseException) -> tuple["ApiError", str | None]:
+    """The status to return for an exception a handler raised, and an error id to log it under (or None).
+
+    Known errors keep their canonical meaning; anything else is INTERNAL with
+    a generic message. No exception text reaches the caller except a decode
+    error's, which names only the malformed message.
+    """
+    if isinstance(exc, ApiError):
+        return exc, None
+    from google.protobuf.message import DecodeError
+
+    if isinstance(exc, (DecodeError, RecursionError)):
+        return ApiError(grpc.StatusCode.INVALID_ARGUMENT,
+                        "the request could not be decoded (malformed, or nested too deeply)",
+                        reason="DECODE_ERROR"), None
+    known = _database_error(exc)
+    if known is not None:
+        return known, None
+    error_id = uuid.uuid4().hex[:16]
+    if is_corruption(exc):
+        return ApiError(grpc.StatusCode.DATA_LOSS, f"the database is damaged; the operators were told (error id {error_id})",
+                        reason="DATA_LOSS", metadata={"error_id": error_id}), error_id
+    return ApiError(grpc.StatusCode.INTERNAL, f"internal error (error id {error_id})", reason="INTERNAL",
+                    metadata={"error_id": error_id}), error_id

@@ -91,38 +91,76 @@ class InternalTokenInterceptor(grpc.aio.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(deny, handler.request_deserializer, handler.response_serializer)
 
 
+class _Undecodable:
+    """A request whose bytes did not parse: the handler raises its error inside the boundary."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+def _tolerant(deserializer):
+    if deserializer is None:
+        return None
+
+    def decode(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception as exc:  # gRPC would answer INTERNAL "Exception deserializing request!"
+            return _Undecodable(exc)
+
+    return decode
+
+
+def _decoded(handler):
+    def call(request, context):
+        if isinstance(request, _Undecodable):
+            raise request.error
+        return handler(request, context)
+
+    return call
+
+
 class ApiErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Turns ApiError into a canonical status with details; logs anything else."""
+    """The error boundary: ApiError becomes a canonical status with details, and
+    any other exception the one ``errors.boundary_error`` maps it to (never its
+    text: an INTERNAL one carries an error id, logged here with the traceback)."""
 
     def __init__(self, logger: logging.Logger):
         self.logger = logger
+
+    async def _abort(self, context, method: str, exc: Exception) -> None:
+        error, error_id = errors.boundary_error(exc)
+        if error_id is not None:
+            self.logger.error("unhandled error in %s", method, exc_info=exc,
+                              extra={"fields": {"error_id": error_id, "code": error.code.name}})
+        elif not isinstance(exc, errors.ApiError):
+            log(self.logger, logging.WARNING, f"{method} failed", code=error.code.name,
+                error=f"{type(exc).__module__}.{type(exc).__name__}")
+        await errors.abort(context, error)
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
         method = handler_call_details.method
-        logger = self.logger
 
+        decode = _tolerant(handler.request_deserializer)
         if handler.unary_unary:
-            inner = handler.unary_unary
+            inner = _decoded(handler.unary_unary)
 
             async def unary_unary(request, context):
                 try:
                     return await inner(request, context)
-                except errors.ApiError as exc:
-                    await errors.abort(context, exc)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
-                except Exception:
-                    logger.exception("unhandled error in %s", method)
-                    raise
+                except Exception as exc:
+                    await self._abort(context, method, exc)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
+                unary_unary, decode, handler.response_serializer
             )
         if handler.unary_stream:
-            inner_stream = handler.unary_stream
+            inner_stream = _decoded(handler.unary_stream)
 
             async def unary_stream(request, context):
                 try:
@@ -132,16 +170,13 @@ class ApiErrorInterceptor(grpc.aio.ServerInterceptor):
                         return
                     async for item in stream:
                         yield item
-                except errors.ApiError as exc:
-                    await errors.abort(context, exc)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
-                except Exception:
-                    logger.exception("unhandled error in %s", method)
-                    raise
+                except Exception as exc:
+                    await self._abort(context, method, exc)
 
             return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer
+                unary_stream, decode, handler.response_serializer
             )
         return handler
 
