@@ -134,17 +134,24 @@ def _pid_path(run_dir: pathlib.Path, name: str) -> pathlib.Path:
 
 
 def up(run_dir: pathlib.Path) -> None:
-    if any(_alive(run_dir, n) for n in ORDER):
-        print(f"services already running (see {run_dir}); 'make down' first")
-        return
+    """Start the services that are not running (all four, or only the ones that died)."""
     ports = {n: int(os.environ.get(f"{n.upper()}_PORT", DEFAULT_PORTS[n])) for n in ORDER}
-    print("starting services (the first start compiles vectorbt's kernels and loads the embedder) ...", flush=True)
+    running = [n for n in ORDER if _alive(run_dir, n)]
+    dead = [n for n in ORDER if n not in running]
+    for name in running:
+        print(f"  {name:<13} localhost:{ports[name]}  pid {_pid_path(run_dir, name).read_text()}  already running")
+    if not dead:
+        print("all four already running")
+        return
+    print(f"starting {', '.join(dead)} (a first start compiles vectorbt's kernels and loads the embedder) ...",
+          flush=True)
     t0 = time.monotonic()
-    stack = start_stack(run_dir, ports)
+    addresses = {f"{n.upper()}_ADDR": f"localhost:{ports[n]}" for n in running}  # the orchestrator finds them
+    stack = start_stack(run_dir, ports, env=addresses, names=dead)
     for name, svc in stack.items():
         _pid_path(run_dir, name).write_text(str(svc.proc.pid))
         print(f"  {name:<13} localhost:{svc.port}  pid {svc.proc.pid}  log {svc.log_path}")
-    print(f"all four SERVING after {time.monotonic() - t0:.1f}s")
+    print(f"{', '.join(dead)} SERVING after {time.monotonic() - t0:.1f}s")
 
 
 def _alive(run_dir: pathlib.Path, name: str) -> bool:
@@ -152,10 +159,14 @@ def _alive(run_dir: pathlib.Path, name: str) -> bool:
     if not path.exists():
         return False
     try:
-        os.kill(int(path.read_text()), 0)
-        return True
+        pid = int(path.read_text())
+        os.kill(pid, 0)
     except (ProcessLookupError, ValueError):
         return False
+    try:  # a zombie (dead, not yet reaped by its parent) is not running
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _group_alive(pgid: int) -> bool:

@@ -23,6 +23,7 @@ from stratexec_runtime import resolve_symbol
 from stratexec_runtime.execution import OPTIONS as EXECUTION_RULES
 
 MAX_SYMBOLS = 20
+MAX_CAPITAL = 1e12  # a trillion: beyond it float sums of cash and fees lose cents, and 1e308 overflows
 SYMBOL_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.\-^=]{0,19}$")  # BTC-USD, AAPL, ^GSPC, GC=F, BRK.B
 
 # timeframe -> (vectorbt freq, words used in the analysis, accepted aliases)
@@ -137,7 +138,8 @@ class Params:
     timeframe: str = choice("1d", TIMEFRAMES)
     start_date: str = date("2024-01-01")
     end_date: str = date("2024-12-31")
-    initial_capital: float = number(10_000.0, 0, math.inf, low_open=True, meaning="the starting cash")
+    initial_capital: float = number(10_000.0, 0, MAX_CAPITAL, low_open=True, high_open=False,
+                                    meaning="the starting cash")
     fees: float = number(0.001, 0, 1, meaning="a fraction of the order value (0.001 = 0.1%)")
     slippage: float = number(0.0005, 0, 1, meaning="a fraction of the price (0.0005 = 0.05%)")
     position_sizing: str = choice("percent", SIZINGS)

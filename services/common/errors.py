@@ -32,8 +32,10 @@ class ApiError(Exception):
         reason: str = "",
         metadata: dict[str, str] | None = None,
         violations: Iterable[tuple[str, str]] = (),
+        retry_delay_s: float | None = None,
     ):
         super().__init__(message)
+        self.retry_delay_s = retry_delay_s
         self.code = code
         self.message = message
         self.reason = reason or code.name
@@ -53,7 +55,8 @@ class ApiError(Exception):
     def to_status(self) -> status_pb2.Status:
         if getattr(self, "_status", None) is not None:
             return self._status
-        return make_status(self.code, self.message, reason=self.reason, metadata=self.metadata, violations=self.violations)
+        return make_status(self.code, self.message, reason=self.reason, metadata=self.metadata, violations=self.violations,
+                           retry_delay_s=self.retry_delay_s)
 
 
 MAX_VIOLATIONS = 20  # field violations sent in one BadRequest; the rest are counted
@@ -82,7 +85,9 @@ def make_status(
     reason: str = "",
     metadata: dict[str, str] | None = None,
     violations: Iterable[tuple[str, str]] = (),
+    retry_delay_s: float | None = None,
 ) -> status_pb2.Status:
+    """A google.rpc.Status with ErrorInfo, BadRequest (given violations) and RetryInfo (given a delay)."""
     violations, left_out = capped_violations(list(violations))
     metadata = dict(metadata or {})
     if left_out:
@@ -99,6 +104,12 @@ def make_status(
         )
         detail = any_pb2.Any()
         detail.Pack(bad)
+        status.details.append(detail)
+    if retry_delay_s is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromMilliseconds(int(retry_delay_s * 1000))
+        detail = any_pb2.Any()
+        detail.Pack(retry)
         status.details.append(detail)
     return status
 

@@ -187,13 +187,15 @@ async def serve(
     logger: logging.Logger,
     on_start: Callable[[], Awaitable[None]] | None = None,
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    unready: Callable[[], str | None] | None = None,
 ) -> None:
     """Run a server until SIGTERM or SIGINT.
 
     Health reports NOT_SERVING until ``on_start`` (warm-up, model loading)
     has finished, then SERVING; on a signal it reports NOT_SERVING, stops
     accepting calls, lets running calls finish for ``grace_seconds``, then
-    runs ``on_stop``.
+    runs ``on_stop``. With ``unready``, checked every second, health turns
+    NOT_SERVING for good once it returns a reason (a corrupt database).
     """
     interceptors: list[grpc.aio.ServerInterceptor] = [ExecutionIdServerInterceptor(), ApiErrorInterceptor(logger)]
     internal_token = os.environ.get(INTERNAL_TOKEN_ENV, "")
@@ -241,7 +243,18 @@ async def serve(
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         log(logger, logging.INFO, "serving", port=port)
 
+    async def watch_readiness() -> None:
+        while unready is not None:
+            await asyncio.sleep(1.0)
+            reason = unready()
+            if reason:
+                for name in ["", *spec.service_names]:
+                    await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+                log(logger, logging.ERROR, "not ready", reason=reason)
+                return
+
     starter = asyncio.create_task(start_up())
+    watcher = asyncio.create_task(watch_readiness())
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({starter, stopper}, return_when=asyncio.FIRST_COMPLETED)
     if starter in done and starter.exception() is not None:
@@ -251,6 +264,7 @@ async def serve(
     await stop.wait()
     log(logger, logging.INFO, "shutting down", grace_seconds=spec.grace_seconds)
     starter.cancel()
+    watcher.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(spec.grace_seconds)
     if on_stop is not None:

@@ -33,6 +33,9 @@ class OrchestratorConfig(ServiceSettings):
     max_attempts: int = Field(3, ge=1)  # starts of one execution across restarts before it fails
     # a running execution whose replica has not renewed it for this long is taken over
     lease_seconds: float = Field(15.0, gt=0, validation_alias=env("ORCHESTRATOR_LEASE_S"))
+    outage_budget_s: float = Field(60.0, ge=0)  # total back-off of re-queues after a dependency outage
+    user_concurrency: int = Field(0, ge=0)  # executions of one user running at once (0: no limit; round robin anyway)
+    user_queue_cap: int = Field(500, ge=1)  # queued executions of one user; past it RESOURCE_EXHAUSTED
     anthropic_api_key: str = Field("", validation_alias=env("ANTHROPIC_API_KEY"), repr=False)
     llm_model: str = Field("anthropic/claude-sonnet-4-6", validation_alias=env("STRATEXEC_LLM_MODEL"))
     default_user: str = "default"

@@ -99,10 +99,10 @@ class EventLog:
 
         return build
 
-    def claim_next(self, status: str, message: str, row_changes: dict, in_tx=None):
-        """Claim the oldest queued execution, moving it to ``status`` with its event."""
+    def claim_next(self, status: str, message: str, row_changes: dict, in_tx=None, user_limit: int = 0):
+        """Claim the next queued execution (round robin across users), moving it to ``status`` with its event."""
         build = self._builder(execution_pb2.EVENT_TYPE_STATUS_CHANGED, status, message)
-        result = self.repo.claim_next(build, {"status": status, **row_changes}, in_tx)
+        result = self.repo.claim_next(build, {"status": status, **row_changes}, in_tx, user_limit)
         if result is not None:
             self.notifier.notify_threadsafe(result[1].id)
             log(logger, logging.INFO, "status", execution_id=result[1].id, status=status, detail=message)

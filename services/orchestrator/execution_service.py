@@ -7,7 +7,7 @@ import hashlib
 
 import grpc
 
-from services.common import backtest_params, errors, request_limits
+from services.common import backtest_params, errors, request_limits, struct_limits
 from services.orchestrator import convert, statuses
 from services.orchestrator.clients import ServiceClients
 from services.orchestrator.config import OrchestratorConfig
@@ -22,6 +22,7 @@ from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2, execution_pb2_grpc
 
 CANCEL_WAIT_S = 10.0
+QUEUE_FULL_RETRY_S = 10.0  # the RetryInfo of a RESOURCE_EXHAUSTED for a full per-user queue
 
 
 def request_digest(request: execution_pb2.ExecuteStrategyRequest) -> str:
@@ -78,6 +79,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             bad.append(("strategy_id", "give a stored strategy_id or an inline schema"))
         if len(request.request_id) > 128:
             bad.append(("request_id", "at most 128 characters"))
+        if has_schema:
+            bad.extend(struct_limits.problems(request.schema, "schema"))
         if bad:
             raise errors.invalid_argument("invalid ExecuteStrategy request", bad)
 
@@ -87,6 +90,13 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             if existing is not None:
                 return execution_pb2.ExecuteStrategyResponse(execution=await self._retried(existing, digest))
 
+        queued = await asyncio.to_thread(self.repo.queued_count, user)
+        if queued >= self.config.user_queue_cap:
+            raise errors.ApiError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"you have {queued} executions queued; the limit is {self.config.user_queue_cap}: retry when some "
+                "have started", reason="USER_QUEUE_FULL", metadata={"queued": queued, "limit": self.config.user_queue_cap},
+                retry_delay_s=QUEUE_FULL_RETRY_S)
         new_strategy = None
         if request.strategy_id:
             strategy = await asyncio.to_thread(self.repo.get_strategy, user, request.strategy_id)

@@ -58,4 +58,4 @@ async def main() -> None:
         clients.close()
 
     spec = ServerSpec("orchestrator", config.host, config.port, SERVICE_NAMES, internal=False)
-    await serve(spec, register, logger, on_start=on_start, on_stop=on_stop)
+    await serve(spec, register, logger, on_start=on_start, on_stop=on_stop, unready=lambda: repo.damaged)

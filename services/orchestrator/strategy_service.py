@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.common import backtest_params, errors, request_limits
+from services.common import backtest_params, errors, request_limits, struct_limits
 from services.orchestrator import convert
 from services.orchestrator.clients import ServiceClients
 from services.orchestrator.config import OrchestratorConfig
@@ -33,6 +33,9 @@ class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
         request_limits.check_request_size(request)
         if not request.HasField("schema") or not request.schema.fields:
             raise errors.invalid_argument("schema is required", [("schema", "a strategy graph {\"nodes\": [...]}")])
+        bad = struct_limits.problems(request.schema, "schema")
+        if bad:
+            raise errors.invalid_argument("invalid CreateStrategy request", bad)
         analysis = await analyze(self.clients, request.schema, backtest_params.resolve(None).to_proto())
         name = request.name.strip() or analysis.summary[:256] or "strategy"
         row = await asyncio.to_thread(self.repo.create_strategy, user, name, convert.struct_to_dict(request.schema))

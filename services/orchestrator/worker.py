@@ -18,15 +18,18 @@ whose lease was taken over anyway stops that crew and writes nothing more.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import functools
 import logging
 import os
+import random
 import socket
 import uuid
 
 import grpc
 from google.protobuf import json_format
+from google.rpc import code_pb2
 
 from services.common import errors
 from services.common.logs import execution_id_var, log
@@ -45,6 +48,12 @@ from stratexec.codegen.v1 import codegen_pb2
 
 logger = logging.getLogger("orchestrator.worker")
 POLL_SECONDS = 2.0  # idle workers look for queued work at least this often
+OUTAGE_CODES = (code_pb2.UNAVAILABLE, code_pb2.RESOURCE_EXHAUSTED)  # worth another try later
+
+
+def outage_backoff(n: int) -> float:
+    """Seconds before the (n+1)-th try after an outage, before jitter."""
+    return float(min(2 ** n, 16))
 
 
 class Runner:
@@ -59,6 +68,8 @@ class Runner:
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self.leases = LeaseKeeper(repo, self.running, period=max(config.lease_seconds / 3, 0.2))
+        # Crews run on threads of their own: they never take the default pool's threads from request handlers.
+        self._crew_pool = concurrent.futures.ThreadPoolExecutor(config.workers, thread_name_prefix="crew")
 
     # -- life cycle ---------------------------------------------------------
     async def start(self) -> None:
@@ -78,6 +89,7 @@ class Runner:
         for task in self._tasks:
             task.cancel()
         self.leases.stop()
+        self._crew_pool.shutdown(wait=False, cancel_futures=True)
 
     def wake(self) -> None:
         """Work may be waiting (a new execution here, or a NOTIFY from another replica)."""
@@ -134,10 +146,14 @@ class Runner:
     async def _work(self, index: int) -> None:
         while not self._stopping:
             self._wake.clear()
+            if self.repo.damaged:  # a corrupt database: claim nothing more (readiness says NOT_SERVING)
+                await asyncio.sleep(POLL_SECONDS)
+                continue
             claimed = await asyncio.to_thread(
                 self.events.claim_next, "ANALYZING", "analyzing the strategy",
                 {"worker_id": self.worker_id, "heartbeat_at": utcnow(), "lease_token": str(uuid.uuid4())},
                 lambda _s, row: {"attempts": (row.attempts or 0) + 1, "started_at": row.started_at or utcnow()},
+                self.config.user_concurrency,
             )
             if claimed is None:
                 try:
@@ -150,26 +166,29 @@ class Runner:
             token = execution_id_var.set(row.id)
             try:
                 await self._run(row)
-            except Exception:
-                logger.exception("execution %s crashed the worker", row.id)
+            except Exception as exc:
+                await asyncio.to_thread(self._fail_crashed, row, exc)
             finally:
                 execution_id_var.reset(token)
 
     async def _run(self, row) -> None:
-        strategy = await asyncio.to_thread(self.repo.get_strategy, row.user_id, row.strategy_id)
         ctx = ExecutionContext(
-            execution_id=row.id, user_id=row.user_id, schema=strategy.schema_json,
+            execution_id=row.id, user_id=row.user_id, schema={},
             params=backtest_pb2.BacktestParams.FromString(row.params_pb), clients=self.clients,
             events=self.events.for_lease(row.lease_token),
             save_code=functools.partial(self.repo.save_code, lease=row.lease_token), lease=row.lease_token,
             compiled=codegen_pb2.GenerateCodeResponse.FromString(row.compiled_pb) if row.compiled_pb else None,
+            outage_requeues=row.outage_requeues or 0,
         )
         if row.cancel_requested:
             ctx.cancel.set()
-        self.running[row.id] = ctx
+        self.running[row.id] = ctx  # the lease keeper renews it from the claim on, whatever the thread pools do
+        loop = asyncio.get_running_loop()
         try:
-            llm_used = await asyncio.to_thread(self._run_crew, ctx)
-            await asyncio.to_thread(self._finish, ctx, llm_used)
+            strategy = await loop.run_in_executor(self._crew_pool, self.repo.get_strategy, row.user_id, row.strategy_id)
+            ctx.schema = strategy.schema_json
+            llm_used = await loop.run_in_executor(self._crew_pool, self._run_crew, ctx)
+            await loop.run_in_executor(self._crew_pool, self._finish, ctx, llm_used)
         except LeaseLost:
             ctx.lose_lease()
         finally:
@@ -177,6 +196,19 @@ class Runner:
         if ctx.lease_lost:
             log(logger, logging.WARNING, "lease lost: another replica took this execution over; its writes are refused",
                 execution_id=row.id)
+
+    def _fail_crashed(self, row, exc: Exception) -> None:
+        """An error the crew could not record (a corrupt database page, a bug): FAILED once, with
+        DATA_LOSS or INTERNAL and an error id in the logs, instead of re-runs that end "interrupted"."""
+        error, error_id = errors.boundary_error(exc)
+        logger.error("execution %s crashed the worker", row.id, exc_info=exc, extra={"fields": {"error_id": error_id}})
+        status = error.to_status()
+        try:
+            self.events.for_lease(row.lease_token).status_change(
+                row.id, "FAILED", f"failed: {errors.describe(status)}", error=status, expect_status=statuses.RUNNING,
+                row_changes=self._error_changes(status))
+        except Exception:
+            logger.exception("could not record the failure of %s", row.id)
 
     def _run_crew(self, ctx: ExecutionContext) -> str:
         llm = make_llm(self.config)
@@ -193,6 +225,23 @@ class Runner:
                 logger.exception("crew failed")
                 ctx.fail(errors.make_status(grpc.StatusCode.INTERNAL, f"the crew failed: {exc!r}", reason="CREW_FAILED"))
         return llm_name(llm)
+
+    def _requeue_after_outage(self, ctx: ExecutionContext) -> bool:
+        """Queue an execution whose dependency was UNAVAILABLE or RESOURCE_EXHAUSTED again, after a back-off
+        (1, 2, 4, 8, 16, 16 ... s, jittered) while their total stays within outage_budget_s; False past it."""
+        if ctx.error is None or ctx.error.code not in OUTAGE_CODES:
+            return False
+        n = ctx.outage_requeues
+        if sum(outage_backoff(i) for i in range(n + 1)) > self.config.outage_budget_s:
+            ctx.error.message += f" (still so after {n} re-queues, {self.config.outage_budget_s:g} s of back-off)"
+            return False
+        delay = outage_backoff(n) * random.uniform(0.5, 1.0)
+        ctx.events.status_change(
+            ctx.execution_id, "QUEUED", f"re-queued after {errors.describe(ctx.error)}; next try in {delay:.1f}s",
+            expect_status=statuses.RUNNING,
+            row_changes={"retry_at": utcnow() + dt.timedelta(seconds=delay), "outage_requeues": n + 1,
+                         "worker_id": None, "heartbeat_at": None, "lease_token": None})
+        return True
 
     @staticmethod
     def _error_changes(status) -> dict:
@@ -231,6 +280,8 @@ class Runner:
         if ctx.cancel.is_set():
             ctx.events.status_change(eid, "CANCELLED", "cancelled", expect_status=statuses.RUNNING,
                                       row_changes={"completed_at": utcnow()})
+        elif self._requeue_after_outage(ctx):
+            return
         elif ctx.error is not None or ctx.result is None:
             status = ctx.error or errors.make_status(grpc.StatusCode.INTERNAL, "the crew ended without a backtest result",
                                                      reason="NO_RESULT")

@@ -7,8 +7,10 @@ import copy
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from stratexec.backtest.v1 import backtest_pb2
+from stratexec.orchestrator.v1 import execution_pb2
 from stratexec_cli.client import Client, ClientError
 from tests.e2e.conftest import EXAMPLE
 
@@ -24,6 +26,20 @@ def params(**fields) -> backtest_pb2.BacktestParams:
 def example_with(node_changes: dict) -> dict:
     schema = copy.deepcopy(EXAMPLE)
     schema["nodes"][0].update(node_changes)
+    return schema
+
+
+def nested(levels: int) -> dict:
+    """An object ``levels`` objects deep (this one included)."""
+    value: dict = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"k": value}
+    return value
+
+
+def with_meta(**extra) -> dict:
+    schema = copy.deepcopy(EXAMPLE)
+    schema["nodes"][0]["meta"].update(extra)
     return schema
 
 
@@ -44,6 +60,11 @@ CASES = {
     "unknown stop_target_order": (EXAMPLE, params(stop_target_order="random"),
                                   "params.stop_target_order 'random' is not supported; use one of stop_first, target_first"),
     "unknown reentry": (EXAMPLE, params(reentry="always"), "params.reentry 'always' is not supported; use one of skip, next_bar"),
+    "infinite capital": (EXAMPLE, params(initial_capital=float("inf")), "params.initial_capital"),
+    "capital of 1e308": (EXAMPLE, params(initial_capital=1e308), "params.initial_capital"),
+    "infinite number in the schema": (with_meta(weight=float("inf")), params(), "schema.nodes[0].meta.weight"),
+    "NaN in a list in the schema": (with_meta(weights=[1, float("nan")]), params(), "schema.nodes[0].meta.weights[1]"),
+    "schema nested 26 deep": (with_meta(notes=nested(22)), params(), "nested deeper than 20 levels"),
     "oversized request": ({"nodes": [{"id": f"n{i}", "type": "entry_condition",
                                       "meta": {"rules": ["x" * 1000]}} for i in range(300)]}, params(), "schema"),
 }
@@ -163,3 +184,35 @@ def test_a_page_token_is_bound_to_its_caller_and_filter(orchestrator_addr):
     assert refused(owner, execution_pb2.ListStrategyExecutionsRequest(page_token="not-a-token")) == invalid
     for execution in owner.list(page_size=10).executions:
         list(owner.watch(execution.id))  # let them finish inside this test
+
+
+def test_a_struct_too_deep_to_decode_is_invalid_argument_not_unknown(orchestrator_addr):
+    with pytest.raises(ClientError) as failure:  # 33 levels: beyond protobuf's limit of 100 nested messages
+        Client(orchestrator_addr, user=USER).execute(with_meta(notes=nested(30)), params())
+    assert failure.value.status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0], failure.value.status.message
+
+
+def test_a_stored_strategy_is_held_to_the_same_limits(stubs):
+    from google.protobuf import struct_pb2
+    from stratexec.orchestrator.v1 import strategy_pb2
+
+    schema = struct_pb2.Struct()
+    schema.update(with_meta(notes=nested(22), weight=float("-inf")))
+    with pytest.raises(grpc.RpcError) as failure:
+        stubs[1].CreateStrategy(strategy_pb2.CreateStrategyRequest(schema=schema), metadata=[("x-user-id", USER)])
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(failure.value)
+    bad = error_details_pb2.BadRequest()
+    next(d for d in status.details if d.Is(bad.DESCRIPTOR)).Unpack(bad)
+    assert sorted(v.field for v in bad.field_violations) == [
+        "schema.nodes[0].meta.notes" + ".k" * 16, "schema.nodes[0].meta.weight"]
+
+
+def test_a_request_at_the_limits_that_passes_submit_completes(orchestrator_addr):
+    """Nothing submit could have seen fails it later (a 32-deep key once failed at store_strategy_memory)."""
+    client = Client(orchestrator_addr, user=USER)
+    schema = {**EXAMPLE, "notes": nested(19)}  # 20 levels in all (the graph allows keys of its own at the top)
+    execution = client.execute(schema, params(initial_capital=1e12))
+    events = list(client.watch(execution.id))
+    assert events[-1].status == execution_pb2.EXECUTION_STATUS_COMPLETED, events[-1].message
+    assert client.get(execution.id).agent_insights["memory_stored"] is True

@@ -31,6 +31,7 @@ class ExecutionContext:
     save_code: callable
     lease: str | None = None  # this attempt's lease token (every write presents it)
     lease_lost: bool = False  # another replica took the execution over: stop, write nothing more
+    outage_requeues: int = 0  # times it was re-queued after a dependency outage, before this attempt
     status: str = "ANALYZING"
     # The compilation made at submit (analysis, code, sha256); the tools read it instead of compiling again.
     compiled: codegen_pb2.GenerateCodeResponse | None = None

@@ -56,6 +56,9 @@ class StrategyExecution(Base):
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # its lease
     # New at every claim; every write of the attempt must present it (a fence against a replica that lost its lease).
     lease_token: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # Re-queued after a dependency outage: not claimed before retry_at; outage_requeues so far (bounded by a budget).
+    retry_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    outage_requeues: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

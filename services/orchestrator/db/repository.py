@@ -16,15 +16,16 @@ import threading
 import uuid
 from typing import Callable, Iterable
 
-from sqlalchemy import create_engine, event, select, text, update
+from sqlalchemy import create_engine, event, func, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from services.common import page_tokens
+from services.common import errors, page_tokens
 from services.orchestrator.db import guards, migrate
 from services.orchestrator.db.models import BacktestRun, ExecutionEvent, Strategy, StrategyExecution, utcnow
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+RUNNING = ("ANALYZING", "GENERATING_CODE", "EXECUTING")
 
 
 class LeaseLost(Exception):
@@ -71,7 +72,14 @@ class Repository:
         # The lease keeper's own connection: never queued behind request handlers.
         self.lease_engine = _engine(database_url, 1, 0)
         self.lease_sessions = sessionmaker(self.lease_engine, expire_on_commit=False)
+        self.damaged: str | None = None  # set at the first persistent error (a corrupt page): readiness goes NOT_SERVING
+        for engine in (self.engine, self.lease_engine):
+            event.listen(engine, "handle_error", self._note_error)
         self._append_lock = threading.Lock()  # one writer of sequences per process
+
+    def _note_error(self, context) -> None:
+        if self.damaged is None and errors.is_corruption(context.original_exception):
+            self.damaged = type(context.original_exception).__name__ + ": " + str(context.original_exception)[:200]
 
     # -- strategies ---------------------------------------------------------
     def create_strategy(self, user_id: str, name: str, schema: dict) -> Strategy:
@@ -194,6 +202,11 @@ class Repository:
         messages = self.event_messages(execution_id)
         self._fenced_update(execution_id, lease, {"execution_logs": messages}, running=False)
 
+    def queued_count(self, user_id: str) -> int:
+        with self.sessions() as s:
+            return s.scalar(select(func.count()).select_from(StrategyExecution).where(
+                StrategyExecution.user_id == user_id, StrategyExecution.status == "QUEUED"))
+
     def request_cancel(self, execution_id: str) -> None:
         with self.sessions.begin() as s:
             s.execute(update(StrategyExecution).where(StrategyExecution.id == execution_id).values(cancel_requested=1))
@@ -236,21 +249,28 @@ class Repository:
 
         return self._append(pick, build, row_changes, in_tx)
 
-    def claim_next(self, build, row_changes: dict, in_tx=None) -> tuple[int, StrategyExecution] | None:
-        """Claim the oldest QUEUED execution no other worker holds, with its event.
+    def claim_next(self, build, row_changes: dict, in_tx=None, user_limit: int = 0) -> tuple[int, StrategyExecution] | None:
+        """Claim a QUEUED execution no other worker holds, with its event, fairly across users.
 
+        Round robin: the oldest queued execution of the user with the fewest
+        running ones, so one user's long queue never holds another's back;
+        with ``user_limit``, a user already running that many gets none.
         ``FOR UPDATE SKIP LOCKED`` on PostgreSQL: replicas claiming at once
         each get a different execution and never wait on each other.
         """
+        running = aliased(StrategyExecution)
+        users_running = (select(func.count()).select_from(running)
+                         .where(running.user_id == StrategyExecution.user_id, running.status.in_(RUNNING))
+                         .correlate(StrategyExecution).scalar_subquery())
 
         def pick(s: Session):
-            return s.scalars(
-                select(StrategyExecution)
-                .where(StrategyExecution.status == "QUEUED")
-                .order_by(StrategyExecution.created_at)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            ).first()
+            query = (select(StrategyExecution)
+                     .where(StrategyExecution.status == "QUEUED",
+                            StrategyExecution.retry_at.is_(None) | (StrategyExecution.retry_at <= utcnow())))
+            if user_limit > 0:
+                query = query.where(users_running < user_limit)
+            return s.scalars(query.order_by(users_running, StrategyExecution.created_at).limit(1)
+                             .with_for_update(skip_locked=True)).first()
 
         return self._append(pick, build, row_changes, in_tx)
 
