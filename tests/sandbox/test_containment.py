@@ -2,6 +2,8 @@
 server uses. Validation is a first filter; these show what holds without it."""
 from __future__ import annotations
 
+import dataclasses
+
 import asyncio
 import json
 import os
