@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import datetime as dt
 import functools
 import logging
@@ -187,7 +188,9 @@ class Runner:
         try:
             strategy = await loop.run_in_executor(self._crew_pool, self.repo.get_strategy, row.user_id, row.strategy_id)
             ctx.schema = strategy.schema_json
-            llm_used = await loop.run_in_executor(self._crew_pool, self._run_crew, ctx)
+            # run_in_executor does not carry contextvars (asyncio.to_thread does): the crew's calls need the
+            # execution id, which the tracing interceptor sends to every service
+            llm_used = await loop.run_in_executor(self._crew_pool, contextvars.copy_context().run, self._run_crew, ctx)
             await loop.run_in_executor(self._crew_pool, self._finish, ctx, llm_used)
         except LeaseLost:
             ctx.lose_lease()
