@@ -55,7 +55,7 @@ class Jail:
     def uid(self) -> int | None:
         return self.plan.uid_for(0)
 
-    def run(self, code: str, data, timeout: float = 20.0):
+    def run(self, code: str, data, timeout: float = 120.0):  # a bound against hangs: a fresh interpreter may take 40 s to import vectorbt on a loaded machine
         job = RunJob(code=code, data=data, timeout_seconds=timeout)
         return job, self.loop.run_until_complete(self.runner.run(job))
 
