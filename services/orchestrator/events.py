@@ -18,7 +18,7 @@ from google.rpc import status_pb2
 
 from services.common.logs import log
 from services.orchestrator import statuses
-from services.orchestrator.db.repository import Repository
+from services.orchestrator.db.repository import LeaseLost, Repository
 from stratexec.orchestrator.v1 import execution_pb2
 
 logger = logging.getLogger("orchestrator.events")
@@ -51,14 +51,15 @@ def _now_ts() -> timestamp_pb2.Timestamp:
 
 
 class EventLog:
-    def __init__(self, repo: Repository, notifier: Notifier, lease: str | None = None):
+    def __init__(self, repo: Repository, notifier: Notifier, lease: str | None = None, on_lost=None):
         self.repo = repo
         self.notifier = notifier
         self.lease = lease  # when set, every append is fenced by it (raises LeaseLost once it no longer holds)
+        self.on_lost = on_lost  # called before a refused append raises LeaseLost: the attempt stops at once
 
-    def for_lease(self, lease: str) -> "EventLog":
+    def for_lease(self, lease: str, on_lost=None) -> "EventLog":
         """The event log as one attempt of an execution writes it."""
-        return EventLog(self.repo, self.notifier, lease)
+        return EventLog(self.repo, self.notifier, lease, on_lost)
 
     def append(
         self,
@@ -77,7 +78,12 @@ class EventLog:
     ):
         """Store one event (with its row changes) and wake watchers. Blocking."""
         build = self._builder(etype, status, message, agent_step, log_line, error)
-        result = self.repo.append_event(execution_id, build, row_changes, expect_status, in_tx, guard, self.lease)
+        try:
+            result = self.repo.append_event(execution_id, build, row_changes, expect_status, in_tx, guard, self.lease)
+        except LeaseLost:
+            if self.on_lost is not None:
+                self.on_lost()
+            raise
         if result is not None:
             self.notifier.notify_threadsafe(execution_id)
         return result

@@ -4,11 +4,18 @@ database itself refuses an event after a terminal status and a change of a
 terminal status, whatever code (or SQL) tries."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from services.orchestrator.crew.context import ExecutionContext
+from services.orchestrator.crew.crew import _tool_step_event
+from services.orchestrator.crew.tools import ContextTool
 from services.orchestrator.db.repository import LeaseLost, Repository
+from services.orchestrator.events import EventLog, Notifier
+from stratexec.backtest.v1 import backtest_pb2
 from tests.orchestrator.test_repository import event, new_execution
 
 
@@ -74,3 +81,33 @@ def test_the_database_refuses_an_event_after_the_terminal_status(database_url):
     with pytest.raises(IntegrityError, match="terminal status is final"), repo.engine.begin() as conn:
         conn.execute(text("UPDATE strategy_executions SET status = 'EXECUTING' WHERE id = :id"), {"id": row.id})
     assert [e.message for e in repo.events_after(row.id, 0)] == ["queued", "claimed", "done"]
+
+
+def test_a_refused_write_stops_the_attempt_so_a_task_crewai_runs_again_runs_no_tool(database_url):
+    """CrewAI answers an exception in an agent's step (the step callback writes the tool's event) by
+    running the whole task again: once a write finds the lease gone, no tool of that attempt runs again
+    (before, the retried Code Executor ran the sandbox a second time: 4 runs in 3 attempts)."""
+    repo = Repository(database_url)
+    row, _ = new_execution(repo)
+    claim(repo, "lease-1")
+    requeue(repo, row.id)
+    claim(repo, "lease-2")
+    ctx = ExecutionContext(execution_id=row.id, user_id="u", schema={}, params=backtest_pb2.BacktestParams(),
+                           clients=None, events=EventLog(repo, Notifier(asyncio.new_event_loop())).for_lease("lease-1"),
+                           save_code=None, lease="lease-1")
+    runs = []
+
+    class SandboxRun(ContextTool):
+        name: str = "execute_python_code"
+        description: str = "counts its runs"
+
+        def _run(self) -> str:
+            return self.run_step(lambda: runs.append(1) or {"outcome": "RUN_OUTCOME_SUCCEEDED"})
+
+    tool = SandboxRun(ctx=ctx)
+    assert "SUCCEEDED" in tool._run()
+    with pytest.raises(LeaseLost):  # the step callback's event: refused
+        _tool_step_event(ctx, "Code Executor", "", tool.name, {}, "{}")
+
+    assert ctx.lease_lost and tool._run().startswith("ERROR")  # the retried task
+    assert runs == [1]

@@ -91,6 +91,12 @@ class ExecutionContext:
             insights["code_proposals"] = self.proposals
         return insights
 
+    def __post_init__(self) -> None:
+        # Whichever write finds the lease gone (a tool's log line, the step callback CrewAI calls after a
+        # tool, which it answers by calling the tool again), the attempt stops there: no tool runs again.
+        if self.events.lease is not None and self.events.on_lost is None:
+            self.events = self.events.for_lease(self.events.lease, self.lose_lease)
+
     def lose_lease(self) -> None:
         """Another replica holds the execution now: stop the crew (its writes are refused anyway)."""
         self.lease_lost = True

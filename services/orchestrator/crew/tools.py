@@ -25,6 +25,7 @@ from services.orchestrator.clients import Cancelled
 from services.orchestrator.convert import struct
 from services.orchestrator.crew import proposals
 from services.orchestrator.crew.context import ExecutionContext
+from services.orchestrator.db.repository import LeaseLost
 from services.orchestrator.no_trade import no_trade_warning
 from services.orchestrator.warmup import warmup_shortfalls
 from stratexec.codegen.v1 import codegen_pb2
@@ -86,6 +87,9 @@ class ContextTool(BaseTool):
             result = json.dumps(body(), default=str)
         except Cancelled:
             result = "ERROR: the execution was cancelled"
+        except LeaseLost:  # another replica runs this execution now (save_code is fenced too)
+            ctx.lose_lease()
+            result = "ERROR: another replica took this execution over"
         except grpc.RpcError as exc:
             result = f"ERROR: {errors.describe(ctx.fail_rpc(self.service_name, exc))}"
         except Exception as exc:  # a bug or a broken reply: fail the execution, loudly
