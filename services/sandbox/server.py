@@ -21,7 +21,8 @@ from services.common.env import quiet_libraries
 from services.common.server import ServerSpec, serve
 from services.sandbox import isolation, sweep_result
 from services.sandbox.config import SandboxConfig
-from services.sandbox.market_data import DataRequest, PriceProvider, make_provider, prepare
+from services.sandbox.market_data import DataRequest, PriceProvider, make_provider
+from services.sandbox.market_data.prepared_cache import PreparedCache
 from services.sandbox.result import ResultRejected, data_source_proto, to_proto, verify
 from services.sandbox.runner import Outcome, QueueFull, Runner, RunJob
 from services.sandbox.runners import make_runner
@@ -79,6 +80,8 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
         self.config = config
         self.plan = plan
         self.provider = provider
+        # DescribeData (the orchestrator's check at submit) and the run after it prepare the same window once
+        self.prepared = PreparedCache(provider, ttl_s=min(300.0, config.cache_ttl_seconds or 300.0))
         self.runner = runner
         self.logger = logger
 
@@ -95,8 +98,8 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
     async def _prepare(self, params: RunParams):
         """Slices of cached local files are quick and run inline; a remote provider runs in a thread."""
         if self.provider.remote:
-            return await asyncio.to_thread(prepare, self.provider, params.data)
-        return prepare(self.provider, params.data)
+            return await asyncio.to_thread(self.prepared.get, params.data)
+        return self.prepared.get(params.data)
 
     async def _run(self, request, context):
         """Policy check, data, one jailed run: (params, prepared data, job, output)."""
@@ -164,7 +167,7 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
 
     async def DescribeData(self, request: sandbox_pb2.DescribeDataRequest, context) -> sandbox_pb2.DescribeDataResponse:
         params = resolve_params(request.params)
-        prepared = await asyncio.to_thread(prepare, self.provider, params.data)
+        prepared = await self._prepare(params)
         return sandbox_pb2.DescribeDataResponse(data=[data_source_proto(s) for s in prepared.sources])
 
     async def GetIsolation(self, request: sandbox_pb2.GetIsolationRequest, context) -> sandbox_pb2.GetIsolationResponse:
