@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import grpc
 from google.protobuf import json_format
 
 from services.codegen import compiler, emit
@@ -68,7 +69,12 @@ class CodegenServicer(codegen_pb2_grpc.CodegenServiceServicer):
         analysis = await self._analyze(request, context)
         code = emit.emit(analysis)
         digest = emit.sha256(code)
-        logs.log(self.logger, logging.INFO, "generated", sha256=digest, lines=code.count("\n"))
+        # The one policy check of the compiler's output (the crew's validate tool reads this answer; the
+        # sandbox still checks whatever it is asked to run, as its own boundary)
+        if found := code_policy.check_code(code):
+            raise errors.ApiError(grpc.StatusCode.INTERNAL, f"the compiled script breaks the code policy: "
+                                  f"line {found[0].line}: {found[0].message}", reason="COMPILED_CODE_REJECTED")
+        logs.log(self.logger, logging.INFO, "generated", sha256=digest, lines=code.count("\n"), policy="passed")
         return codegen_pb2.GenerateCodeResponse(code=code, sha256=digest, analysis=analysis.to_proto())
 
     async def GenerateSweepCode(self, request, context):

@@ -243,7 +243,8 @@ def _code_for(ctx: ExecutionContext, code_sha256: str) -> str:
 
 class ValidateCodeTool(ContextTool):
     name: str = "validate_python_code"
-    description: str = "Check the generated code against the code policy (codegen.ValidateCode, an AST policy)."
+    description: str = ("Check the generated code against the code policy (an AST policy; the compiled script was "
+                        "checked by codegen.GenerateCode, other code is checked by codegen.ValidateCode).")
     args_schema: type[BaseModel] = CodeRefArgs
     service_name: str = "codegen"
 
@@ -254,6 +255,10 @@ class ValidateCodeTool(ContextTool):
                 code = _code_for(ctx, code_sha256)
             except LookupError as exc:
                 return {"valid": False, "error": str(exc)}
+            if code_sha256.strip() == ctx.compiled_sha256:  # GenerateCode checked its own output: no second check
+                ctx.code_valid = True
+                return {"valid": True, "code_sha256": ctx.code_sha256, "violations": [],
+                        "checked": "by codegen.GenerateCode when the strategy was compiled at submit"}
             reply = ctx.clients.call(ctx.clients.codegen.ValidateCode, codegen_pb2.ValidateCodeRequest(code=code),
                                      cancel=ctx.cancel)
             ctx.code_valid = reply.valid
