@@ -94,7 +94,7 @@ class ExecutionContext:
     def __post_init__(self) -> None:
         # Whichever write finds the lease gone (a tool's log line, the step callback CrewAI calls after a
         # tool, which it answers by calling the tool again), the attempt stops there: no tool runs again.
-        if self.events.lease is not None and self.events.on_lost is None:
+        if getattr(self.events, "lease", None) is not None and self.events.on_lost is None:
             self.events = self.events.for_lease(self.events.lease, self.lose_lease)
 
     def lose_lease(self) -> None:
