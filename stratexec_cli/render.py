@@ -1,7 +1,6 @@
 """How the command line shows executions, events and results."""
 from __future__ import annotations
 
-from google.protobuf import json_format
 
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2
@@ -121,22 +120,19 @@ def executions_table(executions, metrics: dict[str, backtest_pb2.Metrics] | None
 
 def strategy_summary(execution: execution_pb2.Execution, width: int = 60) -> str:
     """The analysis' one-line summary of the rules (after the symbols and dates the row already shows)."""
-    insights = json_format.MessageToDict(execution.agent_insights) if execution.HasField("agent_insights") else {}
-    text = str(insights.get("summary", "")).split(": ", 1)[-1]
+    text = execution.insights.summary.split(": ", 1)[-1]
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def analysis_lines(execution: execution_pb2.Execution) -> list[str]:
     """How every rule was read (its formula), then every warning: what a person checks before trusting a number."""
-    insights = json_format.MessageToDict(execution.agent_insights) if execution.HasField("agent_insights") else {}
     lines = []
-    rules = [item for item in insights.get("interpretation") or [] if isinstance(item, dict)]
+    rules = execution.insights.interpretation
     if rules:
-        width = max(len(str(item.get("node_id", ""))) for item in rules)
+        width = max(len(r.node_id) for r in rules)
         lines.append("Interpretation")
-        lines += [f"  {str(item.get('node_id', '')):<{width}}  {item.get('formula') or item.get('interpretation', '')}"
-                  for item in rules]
-    warnings = [str(w) for w in insights.get("warnings") or []]
+        lines += [f"  {r.node_id:<{width}}  {r.formula or r.interpretation}" for r in rules]
+    warnings = list(execution.insights.warnings)
     if warnings:
         lines.append("Warnings")
         lines += [f"  ! {w}" for w in warnings]

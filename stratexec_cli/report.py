@@ -28,7 +28,6 @@ import os
 import pathlib
 
 import plotly.graph_objects as go
-from google.protobuf import json_format
 from plotly.subplots import make_subplots
 
 from stratexec.backtest.v1 import backtest_pb2
@@ -240,7 +239,7 @@ def render_html(execution: execution_pb2.Execution, reply: execution_pb2.GetBack
                 prices_dir: pathlib.Path | None = None) -> Report:
     result = reply.result
     fig, trades_on, notes = build_figure(execution, result, prices_dir)
-    insights = json_format.MessageToDict(execution.agent_insights) if execution.HasField("agent_insights") else {}
+    insights = execution.insights
     p = execution.params
     esc = html.escape
 
@@ -250,10 +249,8 @@ def render_html(execution: execution_pb2.Execution, reply: execution_pb2.GetBack
         ["Fees", f"{p.fees:g}"], ["Slippage", f"{p.slippage:g}"],
         ["Position sizing", p.position_sizing], ["Exposure", f"{p.exposure:g}"],
     ]
-    interpretation = insights.get("interpretation") or []
-    interp_rows = [[item.get("node_id", ""), item.get("rule", ""), item.get("formula", ""), item.get("interpretation", "")]
-                   for item in interpretation if isinstance(item, dict)]
-    warnings = [str(w) for w in insights.get("warnings") or []]
+    interp_rows = [[r.node_id, r.rule, r.formula, r.interpretation] for r in insights.interpretation]
+    warnings = list(insights.warnings)
     symbols = list(p.symbols) or [s.symbol for s in result.data]
     reason = "exit_reason" in backtest_pb2.Trade.DESCRIPTOR.fields_by_name  # which node closed the trade
     trade_rows = [[trade_symbol(t, symbols), t.entry_time, f"{t.entry_price:,.2f}", t.exit_time or "(open)",
@@ -272,11 +269,11 @@ def render_html(execution: execution_pb2.Execution, reply: execution_pb2.GetBack
         f"<title>stratexec report {esc(execution.id)}</title>",
         f"<style>{STYLE}</style></head><body>",
         "<h1>Backtest report</h1>",
-        f'<p class="summary">{esc(str(insights.get("summary", "")))}</p>',
+        f'<p class="summary">{esc(insights.summary)}</p>',
         f'<p class="muted">Execution <code>{esc(execution.id)}</code> · {esc(render.status_name(execution.status))} · '
         f"created {esc(created)}{esc(took)} · strategy <code>{esc(execution.strategy_id)}</code> · backtest run "
         f"<code>{esc(reply.backtest_run_id)}</code>"
-        + (f" · planner {esc(str(insights['llm']))}" if insights.get("llm") else "") + "</p>",
+        + (f" · planner {esc(insights.llm)}" if insights.llm else "") + "</p>",
         '<div class="grid"><div><h2>Metrics</h2>',
         _table(["Metric", "Value"], [list(r) for r in render.metrics_rows(result)], "metrics"),
         "</div><div><h2>Parameters</h2>", _table(["Parameter", "Value"], param_rows), "</div></div>",

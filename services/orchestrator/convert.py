@@ -6,7 +6,7 @@ import datetime as dt
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.rpc import status_pb2
 
-from services.orchestrator import statuses
+from services.orchestrator import insights, statuses
 from services.orchestrator.db.models import Strategy, StrategyExecution
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2, strategy_pb2
@@ -48,6 +48,7 @@ def execution(row: StrategyExecution, logs: list[str] | None = None) -> executio
         backtest_run_id=row.backtest_run_id or "",
         error_message=row.error_message or "",
         agent_insights=struct(row.agent_insights or {}),
+        insights=insights.to_proto(row.agent_insights),
         params=backtest_pb2.BacktestParams.FromString(row.params_pb),
         request_id=row.request_id or "",
     )

@@ -34,7 +34,7 @@ from google.rpc import code_pb2
 
 from services.common import errors
 from services.common.logs import execution_id_var, log
-from services.orchestrator import statuses
+from services.orchestrator import insights, statuses
 from services.orchestrator.clients import ServiceClients
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.crew.context import ExecutionContext
@@ -250,23 +250,6 @@ class Runner:
     def _error_changes(status) -> dict:
         return {"error_message": status.message, "error_pb": status.SerializeToString(), "completed_at": utcnow()}
 
-    def _insights(self, ctx: ExecutionContext, llm: str) -> dict:
-        insights = {"llm": llm, "stage_seconds": ctx.stage_seconds, "memory_findings": ctx.memory_findings,
-                    "memory_stored": ctx.memory_stored, "warnings": ctx.warnings, "preferences": ctx.preferences,
-                    "preference_conflicts": ctx.preference_conflicts(), "templates_consulted": ctx.templates}
-        if ctx.analysis is not None:
-            insights["summary"] = ctx.analysis.summary
-            insights["interpretation"] = [json_format.MessageToDict(r, preserving_proto_field_name=True)
-                                          for r in ctx.analysis.rules]
-            insights["indicators"] = list(ctx.analysis.indicators)
-            insights["warnings"] = list(ctx.analysis.warnings) + ctx.warnings
-        if ctx.code_sha256:
-            insights["code_sha256"] = ctx.code_sha256
-            insights.update(ctx.code_insights())  # code_source "compiled" or "proposed", and why
-        if ctx.run_ms:
-            insights["sandbox_run_ms"] = round(ctx.run_ms, 1)
-        return insights
-
     def _finish(self, ctx: ExecutionContext, llm: str) -> None:
         """Record the outcome, fenced by the attempt's lease (LeaseLost when another replica took over)."""
         if ctx.lease_lost:
@@ -274,7 +257,7 @@ class Runner:
         ctx.close_stage()
         for conflict in ctx.preference_conflicts():
             ctx.warn("orchestrator", f"preference conflict: {conflict}")
-        self.repo.set_insights(ctx.execution_id, self._insights(ctx, llm), lease=ctx.lease)
+        self.repo.set_insights(ctx.execution_id, insights.collect(ctx, llm), lease=ctx.lease)
         eid = ctx.execution_id
         if self._stopping and ctx.cancel.is_set():
             ctx.events.log_line(eid, ctx.status, "warning", "orchestrator",

@@ -19,7 +19,7 @@ import pytest
 
 from services.common.config import project_root
 from stratexec.backtest.v1 import backtest_pb2
-from stratexec.orchestrator.v1 import execution_pb2
+from stratexec.orchestrator.v1 import execution_pb2, insights_pb2
 from stratexec_cli.client import Client
 from tests.e2e.conftest import EXAMPLE
 
@@ -492,14 +492,12 @@ def test_run_help_gives_every_parameter_with_its_unit_and_default():
 
 
 def test_warnings_are_printed_with_the_interpretation():
-    from google.protobuf import struct_pb2
-
+    from stratexec.codegen.v1 import codegen_pb2
     from stratexec_cli import render
 
-    insights = struct_pb2.Struct()
-    insights.update({"interpretation": [{"node_id": "exit", "formula": "RSI(close, 14) > 70"}],
-                     "warnings": ["the exit can never fire: RSI(14) never rose above 70 in the data"]})
-    execution = execution_pb2.Execution(agent_insights=insights)
+    execution = execution_pb2.Execution(insights=insights_pb2.AgentInsights(
+        interpretation=[codegen_pb2.RuleInterpretation(node_id="exit", formula="RSI(close, 14) > 70")],
+        warnings=["the exit can never fire: RSI(14) never rose above 70 in the data"]))
     assert render.analysis_lines(execution) == [
         "Interpretation", "  exit  RSI(close, 14) > 70",
         "Warnings", "  ! the exit can never fire: RSI(14) never rose above 70 in the data"]

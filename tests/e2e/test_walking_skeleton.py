@@ -11,7 +11,7 @@ from grpc_status import rpc_status
 from google.rpc import error_details_pb2
 
 from services.common.config import project_root
-from stratexec.orchestrator.v1 import execution_pb2
+from stratexec.orchestrator.v1 import execution_pb2, insights_pb2
 from stratexec_cli.client import ClientError
 from stratexec_runtime.metrics import metrics_agree
 from tests.e2e.conftest import EXAMPLE, btc_2024, run_by_hand, served_metrics
@@ -47,9 +47,12 @@ def test_example_strategy_streams_every_status_in_order_and_completes_with_trade
     execution = client.get(execution_id)
     assert execution.status == S.EXECUTION_STATUS_COMPLETED
     assert execution.backtest_run_id and execution.completed_at.seconds >= execution.started_at.seconds
-    insights = execution.agent_insights
-    assert "SMA" in insights["interpretation"][0]["formula"]
-    assert set(insights["stage_seconds"]) >= {"analyzing", "generating_code", "executing"}
+    insights = execution.insights  # typed; agent_insights holds the same as JSON for older clients
+    assert "SMA" in insights.interpretation[0].formula
+    assert insights.interpretation[0].formula == execution.agent_insights["interpretation"][0]["formula"]
+    assert set(insights.stage_seconds) >= {"analyzing", "generating_code", "executing"}
+    assert insights.code_source == insights_pb2.CODE_SOURCE_COMPILED and insights.code_sha256 == client.code(execution_id).sha256
+    assert insights.memory_stored and insights.llm and insights.sandbox_run_ms > 0
     assert len(execution.execution_logs) == len(events)
 
 
