@@ -42,7 +42,7 @@ async def main() -> None:
         execution_pb2_grpc.add_ExecutionServiceServicer_to_server(
             ExecutionServicer(config, identity, repo, events, runner, clients), server)
         strategy_pb2_grpc.add_StrategyServiceServicer_to_server(StrategyServicer(config, identity, repo, clients), server)
-        preference_pb2_grpc.add_PreferenceServiceServicer_to_server(PreferenceServicer(identity, clients), server)
+        preference_pb2_grpc.add_PreferenceServiceServicer_to_server(PreferenceServicer(identity, repo, clients), server)
 
     listener = PgListener(config.database_url, events.notifier.notify, runner.wake) if repo.is_postgres else None
 

@@ -34,7 +34,7 @@ from google.rpc import code_pb2
 
 from services.common import errors
 from services.common.logs import execution_id_var, log
-from services.orchestrator import insights, statuses
+from services.orchestrator import insights, preferences, statuses
 from services.orchestrator.clients import ServiceClients
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.crew.context import ExecutionContext
@@ -178,6 +178,7 @@ class Runner:
             params=backtest_pb2.BacktestParams.FromString(row.params_pb), clients=self.clients,
             events=self.events.for_lease(row.lease_token),
             save_code=functools.partial(self.repo.save_code, lease=row.lease_token), lease=row.lease_token,
+            load_preferences=functools.partial(preferences.load, self.repo, self.clients, row.user_id),
             compiled=codegen_pb2.GenerateCodeResponse.FromString(row.compiled_pb) if row.compiled_pb else None,
             outage_requeues=row.outage_requeues or 0,
         )

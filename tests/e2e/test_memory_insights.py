@@ -8,6 +8,7 @@ import uuid
 import grpc
 import pytest
 
+from services.orchestrator import convert
 from services.stack import start_stack
 from stratexec.memory.v1 import memory_pb2, memory_pb2_grpc
 from stratexec.orchestrator.v1 import execution_pb2, preference_pb2, preference_pb2_grpc
@@ -74,6 +75,30 @@ def test_preferences_are_set_through_the_api_and_conflicts_are_reported(orchestr
     assert "this backtest's max drawdown" in conflicts
     warnings = [e.log.message for e in client.watch(execution.id) if e.type == S.EVENT_TYPE_LOG]
     assert any(w.startswith("preference conflict:") for w in warnings)
+
+
+def test_preferences_live_in_sql_and_ones_an_older_release_kept_in_memory_are_copied_once(stack, orchestrator_addr):
+    user = f"veteran-{uuid.uuid4().hex[:8]}"
+    who = (("x-user-id", user),)
+    with grpc.insecure_channel(stack["memory"].address) as channel:  # as an older orchestrator stored them
+        memory = memory_pb2_grpc.MemoryServiceStub(channel)
+        legacy = memory.AddMemory(memory_pb2.AddMemoryRequest(
+            messages=[memory_pb2.MemoryMessage(role="user", content="User preference: maximum drawdown 12%")],
+            user_id=user, metadata=convert.struct({"kind": "preference", "memory_key": "preference:max_drawdown",
+                                                   "max_drawdown": 12}), infer=False))
+        with grpc.insecure_channel(orchestrator_addr) as orchestrator:
+            prefs = preference_pb2_grpc.PreferenceServiceStub(orchestrator)
+            assert prefs.GetPreferences(preference_pb2.GetPreferencesRequest(), metadata=who).preferences.max_drawdown == 12
+
+            for m in legacy.memories:  # memory forgets it: SQL has it now
+                memory.DeleteMemory(memory_pb2.DeleteMemoryRequest(memory_id=m.id, user_id=user))
+            updated = prefs.UpdatePreferences(preference_pb2.UpdatePreferencesRequest(
+                preferences=preference_pb2.Preferences(preferred_assets=["ETH"])), metadata=who).preferences
+            assert updated.max_drawdown == 12 and list(updated.preferred_assets) == ["ETH-USD"]
+            assert prefs.GetPreferences(preference_pb2.GetPreferencesRequest(), metadata=who).preferences == updated
+
+        texts = [m.content for m in memory.ListMemories(memory_pb2.ListMemoriesRequest(user_id=user)).memories]
+    assert any("preferred assets ETH-USD" in t for t in texts)  # memory keeps the text, for search
 
 
 @pytest.fixture(scope="module")

@@ -85,3 +85,15 @@ def test_listing_pages_newest_first_without_overlap(database_url):
     seen = [r.id for r in page1 + page2 + page3]
     assert seen == list(reversed(ids))
     assert token and token2 and token3 == ""
+
+
+def test_preferences_are_one_row_per_user_and_an_update_keeps_the_fields_it_does_not_set(database_url):
+    repo = Repository(database_url)
+    assert repo.get_preferences("pat") is None
+    repo.set_preferences("pat", {"risk_tolerance": "low", "max_drawdown": 15.0})
+    repo.set_preferences("pat", {"preferred_assets": ["SPY", "BTC-USD"]})
+    repo.set_preferences("kim", {"max_drawdown": 30.0})
+
+    row = repo.get_preferences("pat")
+    assert (row.risk_tolerance, row.max_drawdown, row.preferred_assets) == ("low", 15.0, ["SPY", "BTC-USD"])
+    assert repo.get_preferences("kim").risk_tolerance is None

@@ -29,6 +29,7 @@ class ExecutionContext:
     clients: ServiceClients
     events: EventLog
     save_code: callable
+    load_preferences: callable = None  # (cancel=...) -> the user's preferences (services/orchestrator/preferences.py)
     lease: str | None = None  # this attempt's lease token (every write presents it)
     lease_lost: bool = False  # another replica took the execution over: stop, write nothing more
     outage_requeues: int = 0  # times it was re-queued after a dependency outage, before this attempt

@@ -20,7 +20,6 @@ from google.protobuf import json_format
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common import errors
-from services.orchestrator import preferences
 from services.orchestrator.clients import Cancelled
 from services.orchestrator.convert import struct
 from services.orchestrator.crew import proposals
@@ -178,7 +177,7 @@ class SearchMemoryTool(ContextTool):
 
 class PreferencesTool(ContextTool):
     name: str = "get_user_preferences"
-    description: str = "Read the user's preferences (risk tolerance, maximum drawdown, preferred assets) from memory."
+    description: str = "Read the user's preferences (risk tolerance, maximum drawdown, preferred assets)."
     args_schema: type[BaseModel] = NoArgs
     service_name: str = "memory"
 
@@ -186,7 +185,7 @@ class PreferencesTool(ContextTool):
         def body():
             ctx = self.ctx
             try:
-                ctx.preferences = preferences.load(ctx.clients, ctx.user_id, cancel=ctx.cancel)
+                ctx.preferences = ctx.load_preferences(cancel=ctx.cancel)
             except grpc.RpcError as exc:
                 ctx.warn("memory", f"memory unavailable, preferences not read: {errors.describe(errors.status_from_rpc_error(exc))}")
                 return {"preferences": {}, "note": "memory unavailable"}

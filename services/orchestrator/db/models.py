@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -86,3 +86,14 @@ class ExecutionEvent(Base):
     message: Mapped[str] = mapped_column(Text)
     event_pb: Mapped[bytes] = mapped_column(LargeBinary)  # stratexec.orchestrator.v1.ExecutionEvent
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UserPreferences(Base):
+    """A user's preferences, one row per user: the source of truth (memory keeps their text for search)."""
+    __tablename__ = "user_preferences"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    risk_tolerance: Mapped[str | None] = mapped_column(String(16), nullable=True)  # low, medium, high
+    max_drawdown: Mapped[float | None] = mapped_column(Float, nullable=True)  # percent: 15 means -15%
+    preferred_assets: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from services.common import errors, page_tokens
 from services.orchestrator.db import guards, migrate
-from services.orchestrator.db.models import BacktestRun, ExecutionEvent, Strategy, StrategyExecution, utcnow
+from services.orchestrator.db.models import BacktestRun, ExecutionEvent, Strategy, StrategyExecution, UserPreferences, utcnow
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 RUNNING = ("ANALYZING", "GENERATING_CODE", "EXECUTING")
@@ -99,6 +99,28 @@ class Repository:
             return self._page(s, query, Strategy, limit, token, "ListStrategies", {"user_id": user_id})
 
     # -- executions ---------------------------------------------------------
+    def get_preferences(self, user_id: str) -> UserPreferences | None:
+        with self.sessions() as s:
+            return s.get(UserPreferences, user_id)
+
+    def set_preferences(self, user_id: str, changes: dict) -> UserPreferences:
+        """Set the given fields (risk_tolerance, max_drawdown, preferred_assets); the others stay."""
+        try:
+            return self._set_preferences(user_id, changes)
+        except IntegrityError:  # two first writes of one user at once: the loser updates the winner's row
+            return self._set_preferences(user_id, changes)
+
+    def _set_preferences(self, user_id: str, changes: dict) -> UserPreferences:
+        with self.sessions.begin() as s:
+            row = s.get(UserPreferences, user_id, with_for_update=True)
+            if row is None:
+                row = UserPreferences(user_id=user_id)
+                s.add(row)
+            for field, value in changes.items():
+                setattr(row, field, value)
+            row.updated_at = utcnow()
+        return row
+
     def find_by_request(self, user_id: str, request_id: str) -> StrategyExecution | None:
         with self.sessions() as s:
             return s.scalars(
