@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Callable
 
 import grpc
 
@@ -46,6 +47,37 @@ class Cancelled(Exception):
     """The execution was cancelled while a call was running."""
 
 
+class Cancellation(threading.Event):
+    """A threading.Event that also runs callbacks when set: a running call is
+    cancelled the moment the execution is, without polling."""
+
+    def __init__(self):
+        super().__init__()
+        self._lock = threading.Lock()
+        self._callbacks: list = []
+
+    def set(self) -> None:
+        with self._lock:
+            super().set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def on_set(self, callback) -> Callable[[], None]:
+        """Run ``callback`` once when set (at once if already set); returns a function that unregisters it."""
+        with self._lock:
+            if not self.is_set():
+                self._callbacks.append(callback)
+                return lambda: self._forget(callback)
+        callback()
+        return lambda: None
+
+    def _forget(self, callback) -> None:
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+
 class ServiceClients:
     def __init__(self, config: OrchestratorConfig):
         self.config = config
@@ -58,7 +90,7 @@ class ServiceClients:
         self.memory = memory_pb2_grpc.MemoryServiceStub(memory)
         self.metadata = (("authorization", f"Bearer {config.internal_token}"),) if config.internal_token else ()
 
-    def call(self, method, request, *, timeout: float | None = None, cancel: threading.Event | None = None):
+    def call(self, method, request, *, timeout: float | None = None, cancel: Cancellation | None = None):
         """Call ``method`` (a stub's multi-callable); gRPC retries UNAVAILABLE within the deadline.
 
         With ``cancel``, the call is abandoned (and cancelled on the server)
@@ -67,18 +99,17 @@ class ServiceClients:
         if cancel is not None and cancel.is_set():
             raise Cancelled()
         future = method.future(request, timeout=timeout or self.config.call_timeout_s, metadata=self.metadata)
+        forget = cancel.on_set(future.cancel) if cancel is not None else (lambda: None)
         try:
-            while True:
-                try:
-                    return future.result(timeout=0.2)
-                except grpc.FutureTimeoutError:
-                    if cancel is not None and cancel.is_set():
-                        future.cancel()
-                        raise Cancelled() from None
+            return future.result()
+        except grpc.FutureCancelledError:
+            raise Cancelled() from None
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED and cancel is not None and cancel.is_set():
                 raise Cancelled() from None
             raise
+        finally:
+            forget()
 
     def close(self) -> None:
         for channel in self._channels:

@@ -7,14 +7,13 @@ backtest or a recorded error), never from the language model's text.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 
 import grpc
 from google.rpc import status_pb2
 
 from services.common import errors
-from services.orchestrator.clients import ServiceClients
+from services.orchestrator.clients import Cancellation, ServiceClients
 from services.orchestrator.events import EventLog
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.codegen.v1 import codegen_pb2
@@ -57,7 +56,7 @@ class ExecutionContext:
     templates: list = dataclasses.field(default_factory=list)
     warnings: list = dataclasses.field(default_factory=list)
     error: status_pb2.Status | None = None
-    cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+    cancel: Cancellation = dataclasses.field(default_factory=Cancellation)
     stage_seconds: dict = dataclasses.field(default_factory=dict)
     last_tool_ms: float = 0.0
     _stage_started: float = dataclasses.field(default_factory=time.monotonic)
