@@ -209,6 +209,8 @@ def test_an_equivalent_proposal_becomes_the_code_that_runs(make_ctx):
     assert ctx.error is None and ctx.warnings == []
     # The proposal was checked by the policy, then both scripts ran in the sandbox.
     assert ctx.clients.calls == [("ValidateCode", REWRITE), ("ExecuteCode", REWRITE), ("ExecuteCode", COMPILED)]
+    # The Code Executor then executes the proposal: its run is the one already made (two runs, not three).
+    assert ctx.run_script(REWRITE).result == result() and len(ctx.clients.calls) == 3
     insights = ctx.code_insights()
     assert insights["code_source"] == "proposed" and insights["compiled_code_sha256"] == sha(COMPILED)
     assert insights["code_proposals"][0]["rationale"] == "clearer names"

@@ -7,6 +7,7 @@ backtest or a recorded error), never from the language model's text.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 
 import grpc
@@ -17,6 +18,7 @@ from services.orchestrator.clients import Cancellation, ServiceClients
 from services.orchestrator.events import EventLog
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.codegen.v1 import codegen_pb2
+from stratexec.sandbox.v1 import sandbox_pb2
 
 
 @dataclasses.dataclass
@@ -47,7 +49,9 @@ class ExecutionContext:
     code_source: str = "compiled"  # or "proposed"
     code_source_reason: str = ""
     proposals: list = dataclasses.field(default_factory=list)  # {"code_sha256", "accepted", "reason", "rationale"}
-    reference_result: backtest_pb2.BacktestResult | None = None  # the compiled script's run, for comparisons
+    # sandbox replies that succeeded, by the code's sha256: no script runs twice in an attempt (with a proposal:
+    # the proposal and the compiled reference run once each, and whichever is then executed is not run again)
+    sandbox_replies: dict = dataclasses.field(default_factory=dict)
     result: backtest_pb2.BacktestResult | None = None
     run_ms: float = 0.0
     memory_findings: list = dataclasses.field(default_factory=list)
@@ -101,6 +105,18 @@ class ExecutionContext:
         """Another replica holds the execution now: stop the crew (its writes are refused anyway)."""
         self.lease_lost = True
         self.cancel.set()
+
+    def run_script(self, code: str) -> sandbox_pb2.ExecuteCodeResponse:
+        """The sandbox's answer for ``code`` on this execution's params (a succeeded one is kept and reused)."""
+        digest = hashlib.sha256(code.encode()).hexdigest()
+        reply = self.sandbox_replies.get(digest)
+        if reply is None:
+            request = sandbox_pb2.ExecuteCodeRequest(code=code, params=self.params, execution_id=self.execution_id)
+            reply = self.clients.call(self.clients.sandbox.ExecuteCode, request,
+                                      timeout=self.clients.config.sandbox_timeout_s, cancel=self.cancel)
+            if reply.outcome == sandbox_pb2.RUN_OUTCOME_SUCCEEDED:
+                self.sandbox_replies[digest] = reply
+        return reply
 
     def log(self, level: str, source: str, message: str) -> None:
         self.events.log_line(self.execution_id, self.status, level, source, message)

@@ -57,23 +57,14 @@ def _check_policy(ctx: ExecutionContext, code: str) -> None:
 
 def _run(ctx: ExecutionContext, code: str, which: str) -> backtest_pb2.BacktestResult:
     """Run ``code`` in the sandbox on the execution's params (never here: the code is untrusted)."""
-    request = sandbox_pb2.ExecuteCodeRequest(code=code, params=ctx.params, execution_id=ctx.execution_id)
     try:
-        reply = ctx.clients.call(ctx.clients.sandbox.ExecuteCode, request,
-                                 timeout=ctx.clients.config.sandbox_timeout_s, cancel=ctx.cancel)
+        reply = ctx.run_script(code)
     except grpc.RpcError as exc:
         raise Rejected(f"{which} did not run: {errors.describe(errors.status_from_rpc_error(exc))}") from None
     if reply.outcome != sandbox_pb2.RUN_OUTCOME_SUCCEEDED:
         why = reply.error.message if reply.HasField("error") else "no result"
         raise Rejected(f"{which} failed in the sandbox ({sandbox_pb2.RunOutcome.Name(reply.outcome)}: {why})")
     return reply.result
-
-
-def _reference(ctx: ExecutionContext) -> backtest_pb2.BacktestResult:
-    """The compiled script's result, run once per execution."""
-    if ctx.reference_result is None:
-        ctx.reference_result = _run(ctx, ctx.compiled_code, "the compiled script")
-    return ctx.reference_result
 
 
 def evaluate(ctx: ExecutionContext, code: str) -> Decision:
@@ -86,7 +77,7 @@ def evaluate(ctx: ExecutionContext, code: str) -> Decision:
             raise Rejected("the proposal is empty")
         _check_policy(ctx, code)
         proposed = _run(ctx, code, "the proposal")
-        difference = first_difference(_reference(ctx), proposed)
+        difference = first_difference(_run(ctx, ctx.compiled_code, "the compiled script"), proposed)
         if difference is not None:
             raise Rejected(f"its result differs from the compiled script's: {difference}")
         return Decision(True, f"equivalent to the compiled script ({len(proposed.trades)} trades identical)", digest)

@@ -227,7 +227,6 @@ class GenerateCodeTool(ContextTool):
             ctx.compiled_code, ctx.compiled_sha256 = reply.code, reply.sha256
             if ctx.code_source == "proposed":  # compiled again after a proposal was accepted: the compiled script runs
                 ctx.code_source, ctx.code_source_reason = "compiled", "the strategy was compiled again after the proposal"
-            ctx.reference_result = None
             ctx.save_code(ctx.execution_id, reply.code, reply.sha256)
             return {"code_sha256": reply.sha256, "lines": reply.code.count("\n") + 1, "summary": reply.analysis.summary}
 
@@ -324,9 +323,7 @@ class ExecuteCodeTool(ContextTool):
                 return {"error": str(exc)}
             if not ctx.code_valid:
                 return {"error": "the code has not passed validate_python_code"}
-            req = sandbox_pb2.ExecuteCodeRequest(code=code, params=ctx.params, execution_id=ctx.execution_id)
-            reply = ctx.clients.call(ctx.clients.sandbox.ExecuteCode, req, timeout=ctx.clients.config.sandbox_timeout_s,
-                                     cancel=ctx.cancel)
+            reply = ctx.run_script(code)  # a proposal's run, when it is the proposal that executes, is not repeated
             for line in reply.logs:
                 ctx.log("info", "sandbox", line)
             if reply.logs_truncated:
