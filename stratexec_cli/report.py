@@ -247,7 +247,7 @@ def render_html(execution: execution_pb2.Execution, reply: execution_pb2.GetBack
         ["Symbols", ", ".join(p.symbols)], ["Timeframe", p.timeframe], ["Dates", f"{p.start_date} .. {p.end_date}"],
         ["Initial capital", f"{p.initial_capital:,.2f}"], ["Benchmark", p.benchmark],
         ["Fees", f"{p.fees:g}"], ["Slippage", f"{p.slippage:g}"],
-        ["Position sizing", p.position_sizing], ["Exposure", f"{p.exposure:g}"],
+        ["Position sizing", p.position_sizing], ["Exposure", f"{p.exposure:g}"], ["Prices", p.prices or "raw"],
     ]
     interp_rows = [[r.node_id, r.rule, r.formula, r.interpretation] for r in insights.interpretation]
     warnings = list(insights.warnings)

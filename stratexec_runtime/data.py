@@ -17,8 +17,24 @@ def resolve_symbol(symbol: str) -> str:
     return f"{sym}-USD" if sym in CRYPTO else sym
 
 
-def read_price_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a price file with columns date, open, high, low, close, volume."""
+def adjust(frame: pd.DataFrame, prices: str, origin: str = "") -> pd.DataFrame:
+    """``prices="raw"``: the bars as traded. ``"total_return"``: dividends reinvested, the way
+    yfinance's auto_adjust does it: open, high, low and close times adj_close / close (volume as is)."""
+    if prices == "raw":
+        return frame[PRICE_COLUMNS]
+    if prices != "total_return":
+        raise ValueError(f"prices {prices!r}: use raw or total_return")
+    if "adj_close" not in frame.columns or frame["adj_close"].isna().all():
+        raise ValueError(f"{origin or 'the data'} has no adj_close column: prices=total_return needs it")
+    ratio = (frame["adj_close"] / frame["close"]).fillna(1.0)
+    out = frame[PRICE_COLUMNS].copy()
+    for column in ("open", "high", "low", "close"):
+        out[column] = out[column] * ratio
+    return out
+
+
+def read_price_csv(path: str | os.PathLike, prices: str = "raw") -> pd.DataFrame:
+    """Read a price file with columns date, open, high, low, close[, adj_close], volume."""
     frame = pd.read_csv(path)
     frame.columns = [c.strip().lower().replace(" ", "_") for c in frame.columns]
     time_col = "date" if "date" in frame.columns else frame.columns[0]
@@ -28,7 +44,7 @@ def read_price_csv(path: str | os.PathLike) -> pd.DataFrame:
     missing = [c for c in PRICE_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing}")
-    return frame[PRICE_COLUMNS].astype(float)
+    return adjust(frame.astype({c: float for c in frame.columns}), prices, str(path))
 
 
 WEEKLY_AGG = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
@@ -64,7 +80,7 @@ def window_bars(frame: pd.DataFrame, start: str, end: str, timeframe: str) -> tu
     return resample(before, timeframe), resample(inside, timeframe)
 
 
-def _download(symbol: str, start: str, end: str) -> pd.DataFrame:
+def _download(symbol: str, start: str, end: str, prices: str = "raw") -> pd.DataFrame:
     """Daily bars from yfinance, from ``start`` (already moved back for warm-up) to ``end``."""
     import yfinance as yf  # only for standalone runs on a machine with network
 
@@ -77,17 +93,18 @@ def _download(symbol: str, start: str, end: str) -> pd.DataFrame:
     raw.columns = [c.lower().replace(" ", "_") for c in raw.columns]
     raw.index = pd.to_datetime(raw.index).tz_localize(None)
     raw.index.name = "date"
-    return raw[PRICE_COLUMNS].astype(float)
+    return adjust(raw.astype(float), prices, f"yfinance {symbol}")
 
 
 def load_prices(data: str | None, symbols: list[str], start: str, end: str, timeframe: str = "1d",
-                warmup_bars: int = 0) -> dict[str, pd.DataFrame]:
+                warmup_bars: int = 0, prices: str = "raw") -> dict[str, pd.DataFrame]:
     """Prices per resolved symbol, up to ``end``, resampled to ``timeframe`` (see window_bars).
 
     Each frame starts ``warmup_bars`` bars before ``start`` when the data has
     them, so indicators are warm at ``start``; scripts trade from ``start``
     only. ``data`` is a CSV file (used for a single symbol), a directory
     holding ``<SYMBOL>.csv`` files, or None to download with yfinance.
+    ``prices`` is "raw" or "total_return" (see ``adjust``).
     """
     out: dict[str, pd.DataFrame] = {}
     resolved = list(dict.fromkeys(resolve_symbol(s) for s in symbols))
@@ -95,14 +112,14 @@ def load_prices(data: str | None, symbols: list[str], start: str, end: str, time
     for symbol in resolved:
         if data is None:
             first_day = pd.Timestamp(start) - pd.Timedelta(days=2 * warmup_bars * days_per_bar + 7)
-            frame = _download(symbol, first_day.strftime("%Y-%m-%d"), end)
+            frame = _download(symbol, first_day.strftime("%Y-%m-%d"), end, prices)
         else:
             path = pathlib.Path(data)
             if path.is_dir():
                 path = path / f"{symbol}.csv"
             elif len(resolved) > 1:
                 raise ValueError("several symbols need --data to be a directory of <SYMBOL>.csv files")
-            frame = read_price_csv(path)
+            frame = read_price_csv(path, prices)
         warmup, window = window_bars(frame, start, end, timeframe)
         if window.empty:
             raise ValueError(f"no prices for {symbol} between {start} and {end}")

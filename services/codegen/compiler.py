@@ -365,7 +365,15 @@ def _execution_rules(a: Analysis) -> list[RuleInfo]:
                      "there (at its close or open per fill_at), even when the entry condition no longer holds then.",
                      "entry[t] with an exit at t -> fill at t+1"),
     }[p.reentry]
+    prices = {
+        "raw": ("Prices: raw: the bars as traded (split-adjusted); dividends are not counted, in the strategy or in "
+                "its benchmark, whose return is a price return.", "bars = open, high, low, close as traded"),
+        "total_return": ("Prices: total_return: dividends reinvested; open, high, low and close are scaled by "
+                         "adj_close / close each bar (as yfinance's auto_adjust does), for the strategy and its "
+                         "benchmark, whose return is then a total return.", "price[t] = price_raw[t] * adj_close[t] / close[t]"),
+    }[p.prices]
     rules = [
+        RuleInfo("prices", EXECUTION_RULE, f"prices: {p.prices}", prices[0], prices[1]),
         RuleInfo("fill_at", EXECUTION_RULE, f"fill_at: {p.fill_at}", "Fill timing: " + fill[0], fill[1]),
         RuleInfo("stop_target_order", EXECUTION_RULE, f"stop_target_order: {p.stop_target_order}",
                  "Same-bar stop and target: " + order[0] + " A bar that opens past a stop or target exits at its open "

@@ -269,7 +269,7 @@ def _main_function(a: Analysis) -> list[str]:
         'parser.add_argument("--data", help="CSV file or directory of <SYMBOL>.csv; omit to download with yfinance")',
         "args = parser.parse_args(argv)",
         'prices = load_prices(args.data, PARAMS["symbols"] + [PARAMS["benchmark"]], PARAMS["start_date"], PARAMS["end_date"], PARAMS["timeframe"],',
-        '                     warmup_bars=PARAMS["warmup_bars"])',
+        '                     warmup_bars=PARAMS["warmup_bars"], prices=PARAMS["prices"])',
         "",
         "# Indicators are computed on the warm-up bars before start_date too (never on bars after end_date);",
         "# trading starts at start_date.",
@@ -334,6 +334,7 @@ def _params_literal(a: Analysis) -> list[str]:
         "position_sizing": a.sizing,
         "exposure": a.exposure,
         "warmup_bars": a.warmup_bars,
+        "prices": p.prices,
     }
     return ["PARAMS = {", *[f"    {json.dumps(k)}: {json.dumps(v)}," for k, v in values.items()], "}"]
 

@@ -37,6 +37,12 @@ SIZINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "equal": ("one portfolio with shared cash, equal weights", ()),
 }
 
+# prices -> (meaning, accepted aliases); stratexec_runtime.data.adjust applies them
+PRICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "raw": ("prices as traded (split-adjusted), dividends not counted", ()),
+    "total_return": ("dividends reinvested: OHLC scaled by adj_close / close", ("adjusted", "tr")),
+}
+
 # Execution rules (stratexec_runtime.execution applies them): field -> {option: (no aliases,)}, default first.
 RULE_CHOICES = {name: {option: ((),) for option in options} for name, options in EXECUTION_RULES.items()}
 
@@ -114,7 +120,13 @@ def symbols(default: tuple[str, ...]):
             problems.append((field, f"at most {MAX_SYMBOLS} symbols, got {len(raw)}"))
             raw = raw[:MAX_SYMBOLS]
         items = [s for s in (raw or []) if s.strip()] or list(default)
-        return tuple(dict.fromkeys(_symbol(s, f"{field}[{i}]", problems) for i, s in enumerate(items)))
+        seen: dict[str, str] = {}
+        for i, s in enumerate(items):
+            sym = _symbol(s, f"{field}[{i}]", problems)
+            if sym in seen:  # BTC and BTC-USD too: one symbol twice would take two slots of the portfolio
+                problems.append((f"{field}[{i}]", f"{sym} is listed twice ('{seen[sym]}' and '{s.strip()}')"))
+            seen.setdefault(sym, s.strip())
+        return tuple(seen)
 
     return _spec(default, parse, f"up to {MAX_SYMBOLS} ticker symbols (default {', '.join(default)})")
 
@@ -148,6 +160,7 @@ class Params:
     fill_at: str = choice("close", RULE_CHOICES["fill_at"])
     stop_target_order: str = choice("stop_first", RULE_CHOICES["stop_target_order"])
     reentry: str = choice("skip", RULE_CHOICES["reentry"])
+    prices: str = choice("raw", PRICES)
 
     @property
     def freq(self) -> str:

@@ -54,7 +54,7 @@ def resolve_params(params: backtest_pb2.BacktestParams) -> RunParams:
     """The shared defaults and checks (services.common.backtest_params), as a data request."""
     p = backtest_params.resolve(params)
     request = DataRequest(symbols=(*p.symbols, p.benchmark), start_date=p.start_date, end_date=p.end_date,
-                          timeframe=p.timeframe)
+                          timeframe=p.timeframe, prices=p.prices)
     return RunParams(request, p.initial_capital)
 
 

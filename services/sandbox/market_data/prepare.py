@@ -27,6 +27,7 @@ class DataRequest:
     start_date: str
     end_date: str
     timeframe: str = "1d"
+    prices: str = "raw"  # or "total_return", which needs adj_close
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +98,10 @@ def prepare(provider: PriceProvider, request: DataRequest) -> PreparedData:
         if history.empty:
             raise errors.ApiError(grpc.StatusCode.NOT_FOUND, f"provider {provider.name!r} has no bars for {symbol!r}",
                                   reason="SYMBOL_NOT_FOUND", metadata={"symbol": symbol})
+        if request.prices == "total_return" and ("adj_close" not in history or history["adj_close"].isna().all()):
+            raise errors.invalid_argument(
+                f"prices=total_return needs adjusted closes, and provider {provider.name!r} has none for {symbol}",
+                [("params.prices", f"{symbol} has no adj_close: use raw")], reason="NO_ADJUSTED_PRICES", symbol=symbol)
         first, last = history.index[0], history.index[-1]
         available = f"{symbol} has data from {_iso(first)} to {_iso(last)} (provider {provider.name})"
         tolerance = pd.Timedelta(days=EDGE_TOLERANCE_DAYS)
