@@ -12,7 +12,7 @@ PIP_QUIET ?= -qq
 UV_VERSION ?= 0.13.9
 UV := $(VENV)/bin/uv pip install --quiet --python $(PY)
 
-.PHONY: install proto lint-proto browser up down status demo test bench clean
+.PHONY: install proto lint-proto browser up down status demo test test-fast bench clean
 
 install: $(VENV)/.installed
 
@@ -60,8 +60,14 @@ browser:
 	  (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium-headless-shell >/dev/null)) ; } || \
 	  echo "warning: no headless Chromium; the report's browser test is skipped"
 
+# two workers (one per core here), a test file per worker at a time: a file's services start once
+PYTEST_WORKERS ?= 2
 test: proto node_modules/.installed browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+# the same without the tests that start stacks of their own, bursts or restarts (marked slow)
+test-fast: proto node_modules/.installed
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow"
 
 bench: proto
 	$(PY) benchmarks/memory_bench.py

@@ -10,8 +10,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from services.common.config import project_root
 from services.stack import ORDER, wait_serving
+
+pytestmark = pytest.mark.slow  # its own stack of services (make test-fast skips it)
 
 
 def free_port() -> int:

@@ -21,6 +21,8 @@ from stratexec_cli.client import Client
 from tests.e2e.conftest import EXAMPLE, btc_2024
 from tests.fakes.anthropic_server import ANALYZER, EXECUTOR, GENERATOR, FakeAnthropic
 
+pytestmark = pytest.mark.slow  # its own stack of services (make test-fast skips it)
+
 S = execution_pb2
 API_KEY = "test-key"
 MODEL = "claude-sonnet-4-6"  # not the default: shows STRATEXEC_LLM_MODEL is honoured

@@ -23,6 +23,8 @@ from stratexec_cli.client import Client
 from tests.e2e.conftest import EXAMPLE, btc_2024
 from tests.postgres import fresh_database
 
+pytestmark = pytest.mark.slow  # its own stack of services (make test-fast skips it)
+
 BURST = 40
 
 

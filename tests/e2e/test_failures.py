@@ -20,6 +20,8 @@ from stratexec.orchestrator.v1 import execution_pb2
 from stratexec_cli.client import Client, ClientError
 from tests.e2e.conftest import EXAMPLE, btc_2024
 
+pytestmark = pytest.mark.slow  # its own stack of services (make test-fast skips it)
+
 S = execution_pb2
 TERMINAL = {S.EXECUTION_STATUS_COMPLETED, S.EXECUTION_STATUS_FAILED, S.EXECUTION_STATUS_CANCELLED}
 ORCHESTRATOR_ENV = {"ORCHESTRATOR_LEASE_S": "2", "ORCHESTRATOR_OUTAGE_BUDGET_S": "15", "ORCHESTRATOR_USER_QUEUE_CAP": "4"}

@@ -111,6 +111,7 @@ def impatient_stack(tmp_path_factory):
         svc.stop()
 
 
+@pytest.mark.slow
 def test_a_failed_execution_is_remembered_with_its_reason(impatient_stack):
     user = f"unlucky-{uuid.uuid4().hex[:8]}"
     client = Client(impatient_stack["orchestrator"].address, user=user)

@@ -16,6 +16,8 @@ from stratexec.orchestrator.v1 import execution_pb2
 from stratexec_cli.client import Client
 from tests.e2e.conftest import EXAMPLE, btc_2024
 
+pytestmark = pytest.mark.slow  # its own stack of services (make test-fast skips it)
+
 S = execution_pb2
 
 

@@ -111,7 +111,7 @@ def test_delete_of_another_users_memory_is_not_found_and_keeps_it(stub, user_id)
     assert [m.id for m in list_all(stub, user_id)] == [theirs.id]
 
 
-@pytest.mark.parametrize("memory_id", [str(uuid.uuid4()), "not-a-uuid"])
+@pytest.mark.parametrize("memory_id", ["6f1c2a9e-3b7d-4c55-9e21-0d8a4f6b2c13", "not-a-uuid"])  # a fixed id: xdist workers collect alike
 def test_delete_of_unknown_id_is_not_found(stub, user_id, memory_id):
     with pytest.raises(grpc.RpcError) as err:
         stub.DeleteMemory(memory_pb2.DeleteMemoryRequest(memory_id=memory_id, user_id=user_id), timeout=30)

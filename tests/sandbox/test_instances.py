@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import pathlib
 
+import pytest
+
 from services.sandbox import isolation
 from services.sandbox.config import SandboxConfig
 from services.sandbox.market_data import BundledProvider, DataRequest, prepare
@@ -20,6 +22,7 @@ print("INPUT_INTACT", os.path.exists(sys.argv[0]) and os.path.isdir(os.path.dirn
 """
 
 
+@pytest.mark.slow
 def test_a_second_instance_leaves_the_first_ones_in_flight_run_alone(tmp_path):
     data = prepare(BundledProvider(ROOT / "data" / "ohlcv"), DataRequest(("BTC-USD",), "2024-01-01", "2024-01-31"))
     config = SandboxConfig.from_env().model_copy(update=dict(scratch_dir=str(tmp_path / "scratch"), pool_size=1,

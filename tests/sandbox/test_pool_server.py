@@ -39,6 +39,7 @@ def test_a_full_queue_is_resource_exhausted(pool_stub):
     assert reply.outcome == sandbox_pb2.RUN_OUTCOME_SUCCEEDED
 
 
+@pytest.mark.slow
 def test_warm_parents_are_recycled_after_n_runs(pool_stub, pool_server):
     for _ in range(RECYCLE_AFTER + 1):
         reply = pool_stub.ExecuteCode(request(EXAMPLE), timeout=120)
