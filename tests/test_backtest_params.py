@@ -19,9 +19,11 @@ def test_defaults_fill_every_unset_field_and_the_benchmark_follows_the_first_sym
     assert p.to_proto() == backtest_pb2.BacktestParams(
         symbols=["BTC-USD"], benchmark="BTC-USD", timeframe="1d", start_date="2024-01-01", end_date="2024-12-31",
         initial_capital=10000.0, fees=0.001, slippage=0.0005, position_sizing="percent", exposure=1.0,
-        fill_at="close", stop_target_order="stop_first", reentry="skip")
-    q = bp.resolve(backtest_pb2.BacktestParams(symbols=["eth", "GC=F", "ETH-USD"], timeframe="Weekly"))
+        fill_at="close", stop_target_order="stop_first", reentry="skip", prices="raw")
+    q = bp.resolve(backtest_pb2.BacktestParams(symbols=["eth", "GC=F"], timeframe="Weekly"))
     assert q.symbols == ("ETH-USD", "GC=F") and q.benchmark == "ETH-USD" and q.timeframe == "1w" and q.freq == "7D"
+    _, problems = bp.check(backtest_pb2.BacktestParams(symbols=["eth", "GC=F", "ETH-USD"]))
+    assert problems == [("params.symbols[2]", "ETH-USD is listed twice ('eth' and 'ETH-USD')")]
 
 
 def test_explicit_zero_is_kept_where_the_field_has_presence():
