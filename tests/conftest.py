@@ -1,4 +1,12 @@
-"""Suite-wide settings: library telemetry off before anything imports it."""
+"""Suite-wide settings: library telemetry off before anything imports it, and
+the slow files first, so that two xdist workers (``--dist loadfile``) finish
+together instead of one waiting on the last long file."""
 from services.common.env import quiet_libraries
 
 quiet_libraries()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files with a test marked slow go first (longest work first); the order is otherwise kept."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # sort is stable
