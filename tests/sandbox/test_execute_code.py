@@ -147,7 +147,7 @@ def test_describe_data_takes_the_shared_timeframe_aliases(stub):
     """'weekly' means 1w here as in the orchestrator and codegen (services.common.backtest_params)."""
     weekly = backtest_pb2.BacktestParams(symbols=["btc"], timeframe="weekly", start_date="2024-01-01", end_date="2024-03-31")
     reply = stub.DescribeData(sandbox_pb2.DescribeDataRequest(params=weekly))
-    assert reply.data[0].symbol == "BTC-USD" and reply.data[0].bars == 91  # daily bars: scripts build the weeks
+    assert reply.data[0].symbol == "BTC-USD" and reply.data[0].bars == 13  # the weeks of Q1 2024 (91 days)
     with pytest.raises(grpc.RpcError) as bad:
         stub.DescribeData(sandbox_pb2.DescribeDataRequest(params=backtest_pb2.BacktestParams(timeframe="5m")))
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT

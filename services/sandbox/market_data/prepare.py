@@ -14,7 +14,7 @@ import grpc
 from services.common import errors
 from services.common.backtest_params import TIMEFRAMES
 from services.sandbox.market_data.providers import DataUnavailable, PriceProvider, SymbolNotFound
-from stratexec_runtime.data import resample, resolve_symbol
+from stratexec_runtime.data import PRICE_COLUMNS, resample, resolve_symbol
 
 # Calendar days a window may start before the first bar or end after the last
 # (weekends and holidays), before it counts as out of range.
@@ -123,8 +123,9 @@ def prepare(provider: PriceProvider, request: DataRequest) -> PreparedData:
         sources.append(
             DataSourceInfo(
                 provider=provider.name, symbol=symbol, first_time=_iso(window.index[0]),
-                last_time=_iso(window.index[-1]), bars=len(window), sha256=hashlib.sha256(content).hexdigest(),
-                warmup_bars=len(resample(warmup[["open", "high", "low", "close", "volume"]], request.timeframe)),
+                last_time=_iso(window.index[-1]), sha256=hashlib.sha256(content).hexdigest(),
+                bars=len(resample(window[PRICE_COLUMNS], request.timeframe)),  # at the run's timeframe, as warmup_bars
+                warmup_bars=len(resample(warmup[PRICE_COLUMNS], request.timeframe)),
             )
         )
     if not sources:
