@@ -32,6 +32,8 @@ def test_example_strategy_streams_every_status_in_order_and_completes_with_trade
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
     agents = {e.agent_step.agent for e in events if e.type == S.EVENT_TYPE_AGENT_STEP}
     assert agents == {"Strategy Analyzer", "Code Generator", "Code Executor"}
+    steps = [e for e in events if e.type == S.EVENT_TYPE_AGENT_STEP]
+    assert not [e.message for e in steps if "You ONLY have access" in e.agent_step.result + e.message]  # no prompt text
     tools = [e.agent_step.tool for e in events if e.type == S.EVENT_TYPE_AGENT_STEP and e.agent_step.tool]
     assert tools == ["analyze_strategy", "search_strategy_memory", "get_user_preferences",
                   "search_code_templates", "generate_vectorbt_code",

@@ -63,6 +63,7 @@ class ExecutionContext:
     cancel: Cancellation = dataclasses.field(default_factory=Cancellation)
     stage_seconds: dict = dataclasses.field(default_factory=dict)
     last_tool_ms: float = 0.0
+    last_tool_result: str | None = None  # what the last tool returned, as the step event shows it
     _stage_started: float = dataclasses.field(default_factory=time.monotonic)
 
     def preference_conflicts(self) -> list[str]:

@@ -56,7 +56,11 @@ def _step_callback(ctx: ExecutionContext, role: str):
         if tool is None:
             return  # a bare ToolResult or the final answer: the AgentAction that carries a tool call follows
         thought = str(getattr(step, "thought", "")).removeprefix("Thought:").strip()
-        _tool_step_event(ctx, role, thought, tool, getattr(step, "tool_input", ""), getattr(step, "result", ""))
+        # CrewAI's step.result is the observation it feeds the model, which may carry its own prompt text
+        # ("You ONLY have access to the following tools ..."): the event shows what the tool returned.
+        result, ctx.last_tool_result = ctx.last_tool_result, None
+        _tool_step_event(ctx, role, thought, tool, getattr(step, "tool_input", ""),
+                         result if result is not None else getattr(step, "result", ""))
 
     return on_step
 

@@ -71,6 +71,7 @@ class ContextTool(BaseTool):
 
     def run_step(self, body: Callable[[], dict], arguments: dict | None = None) -> str:
         result = self._run_body(body)[:self.max_observation]
+        self.ctx.last_tool_result = result  # the step event shows this, not CrewAI's observation with its prompt text
         if self.on_step is not None:
             self.on_step(self.name, arguments or {}, result)
         return result
