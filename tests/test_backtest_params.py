@@ -21,7 +21,9 @@ def test_defaults_fill_every_unset_field_and_the_benchmark_follows_the_first_sym
         initial_capital=10000.0, fees=0.001, slippage=0.0005, position_sizing="percent", exposure=1.0,
         fill_at="close", stop_target_order="stop_first", reentry="skip", prices="raw")
     q = bp.resolve(backtest_pb2.BacktestParams(symbols=["eth", "GC=F"], timeframe="Weekly"))
-    assert q.symbols == ("ETH-USD", "GC=F") and q.benchmark == "ETH-USD" and q.timeframe == "1w" and q.freq == "7D"
+    assert q.symbols == ("ETH-USD", "GC=F") and q.timeframe == "1w" and q.freq == "7D"
+    assert q.benchmark == "portfolio"  # several symbols: compared with the same symbols bought and held
+    assert bp.resolve(backtest_pb2.BacktestParams(symbols=["eth", "GC=F"], benchmark="spy")).benchmark == "SPY"
     _, problems = bp.check(backtest_pb2.BacktestParams(symbols=["eth", "GC=F", "ETH-USD"]))
     assert problems == [("params.symbols[2]", "ETH-USD is listed twice ('eth' and 'ETH-USD')")]
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.common import backtest_params
+from services.common.backtest_params import PORTFOLIO_BENCHMARK
 from services.codegen import parameters as parameters_mod
 from services.codegen import schema as schema_mod
 from services.codegen.grammar import RuleError, combine, num, parse_condition
@@ -372,8 +373,16 @@ def _execution_rules(a: Analysis) -> list[RuleInfo]:
                          "adj_close / close each bar (as yfinance's auto_adjust does), for the strategy and its "
                          "benchmark, whose return is then a total return.", "price[t] = price_raw[t] * adj_close[t] / close[t]"),
     }[p.prices]
+    if p.benchmark == PORTFOLIO_BENCHMARK:
+        bench = (f"Benchmark: the traded symbols ({', '.join(p.symbols)}) in equal parts, 1/{len(p.symbols)} of the "
+                 "capital each, bought at the first close and held in one portfolio with the same capital, fees and "
+                 "slippage.", "benchmark[t] = sum_i (capital / N) * close_i[t] / close_i[first], before costs")
+    else:
+        bench = (f"Benchmark: {p.benchmark} bought at the first close and held with the same capital, fees and slippage.",
+                 "benchmark[t] = capital * close[t] / close[first], before costs")
     rules = [
         RuleInfo("prices", EXECUTION_RULE, f"prices: {p.prices}", prices[0], prices[1]),
+        RuleInfo("benchmark", EXECUTION_RULE, f"benchmark: {p.benchmark}", *bench),
         RuleInfo("fill_at", EXECUTION_RULE, f"fill_at: {p.fill_at}", "Fill timing: " + fill[0], fill[1]),
         RuleInfo("stop_target_order", EXECUTION_RULE, f"stop_target_order: {p.stop_target_order}",
                  "Same-bar stop and target: " + order[0] + " A bar that opens past a stop or target exits at its open "

@@ -13,6 +13,7 @@ import re
 import textwrap
 
 from services.codegen.compiler import EXECUTION_RULE, Analysis, ConditionNode, Stop
+from services.common.backtest_params import PORTFOLIO_BENCHMARK
 from services.codegen.grammar.ir import Series, num
 
 INDENT = "    "
@@ -261,6 +262,25 @@ def _multi_symbol_setup(a: Analysis) -> list[str]:
     ]
 
 
+def _price_symbols(p) -> str:
+    """The symbols the script loads: the traded ones and the benchmark's."""
+    return 'PARAMS["symbols"]' if p.benchmark == PORTFOLIO_BENCHMARK else 'PARAMS["symbols"] + [PARAMS["benchmark"]]'
+
+
+def _benchmark_lines(a: Analysis) -> list[str]:
+    p = a.params
+    costs = f'init_cash=PARAMS["initial_capital"], fees=PARAMS["fees"], slippage=PARAMS["slippage"], freq="{p.freq}"'
+    if p.benchmark != PORTFOLIO_BENCHMARK:
+        return ["# Benchmark: bought at the first close and held, with the same capital, fees and slippage.",
+                'bench = prices[PARAMS["benchmark"]]',
+                f'benchmark_pf = vbt.Portfolio.from_holding(bench["close"], {costs})']
+    return ["# Benchmark: the traded symbols in equal parts (1/N of the capital each), bought at the first close and",
+            "# held in one portfolio, with the same capital, fees and slippage.",
+            "weights = pd.DataFrame(index=close.index, columns=close.columns, dtype=float)  # NaN: no order",
+            "weights.iloc[0] = 1 / len(close.columns)",
+            f'benchmark_pf = vbt.Portfolio.from_orders(close, size=weights, size_type="targetpercent", group_by=True, cash_sharing=True, {costs})']
+
+
 def _main_function(a: Analysis) -> list[str]:
     p = a.params
     multi = len(p.symbols) > 1
@@ -268,7 +288,7 @@ def _main_function(a: Analysis) -> list[str]:
         "parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)",
         'parser.add_argument("--data", help="CSV file or directory of <SYMBOL>.csv; omit to download with yfinance")',
         "args = parser.parse_args(argv)",
-        'prices = load_prices(args.data, PARAMS["symbols"] + [PARAMS["benchmark"]], PARAMS["start_date"], PARAMS["end_date"], PARAMS["timeframe"],',
+        f'prices = load_prices(args.data, {_price_symbols(p)}, PARAMS["start_date"], PARAMS["end_date"], PARAMS["timeframe"],',
         '                     warmup_bars=PARAMS["warmup_bars"], prices=PARAMS["prices"])',
         "",
         "# Indicators are computed on the warm-up bars before start_date too (never on bars after end_date);",
@@ -311,9 +331,7 @@ def _main_function(a: Analysis) -> list[str]:
     ]
     body += [
         "",
-        "# Benchmark: bought at the first close and held, with the same capital, fees and slippage.",
-        'bench = prices[PARAMS["benchmark"]]',
-        f'benchmark_pf = vbt.Portfolio.from_holding(bench["close"], init_cash=PARAMS["initial_capital"], fees=PARAMS["fees"], slippage=PARAMS["slippage"], freq="{p.freq}")',
+        *_benchmark_lines(a),
         'report(pf, benchmark_pf, PARAMS["initial_capital"], symbols=PARAMS["symbols"], plans=plans)',
         "return pf",
     ]

@@ -131,11 +131,24 @@ def symbols(default: tuple[str, ...]):
     return _spec(default, parse, f"up to {MAX_SYMBOLS} ticker symbols (default {', '.join(default)})")
 
 
-def symbol_or_none():
-    def parse(raw, field, problems):
-        return None if raw is None else _symbol(raw, field, problems)
+PORTFOLIO_BENCHMARK = "portfolio"  # the traded symbols in equal parts, bought at the first close and held
 
-    return _spec(None, parse, "a ticker symbol (default: the first traded symbol)")
+
+def benchmark_symbols(symbols: tuple[str, ...] | list[str], benchmark: str) -> list[str]:
+    """The symbols a benchmark is bought in."""
+    return list(symbols) if benchmark == PORTFOLIO_BENCHMARK else [benchmark]
+
+
+def benchmark_choice():
+    def parse(raw, field, problems):
+        if raw is None:
+            return None
+        if raw.strip().lower() == PORTFOLIO_BENCHMARK:
+            return PORTFOLIO_BENCHMARK
+        return _symbol(raw, field, problems)
+
+    return _spec(None, parse, f"a ticker symbol, or {PORTFOLIO_BENCHMARK} (the traded symbols in equal parts; "
+                              f"default: the traded symbol, or {PORTFOLIO_BENCHMARK} for several)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +159,7 @@ class Params:
     which also derive the fields whose default depends on others."""
 
     symbols: tuple[str, ...] = symbols(("BTC-USD",))
-    benchmark: str | None = symbol_or_none()
+    benchmark: str | None = benchmark_choice()
     timeframe: str = choice("1d", TIMEFRAMES)
     start_date: str = date("2024-01-01")
     end_date: str = date("2024-12-31")
@@ -214,8 +227,9 @@ def _raw(params, name: str) -> Any:
 
 
 def _cross_checks(values: dict[str, Any], problems: Problems) -> None:
-    if values["benchmark"] is None:
-        values["benchmark"] = values["symbols"][0] if values["symbols"] else ""
+    if values["benchmark"] is None:  # a portfolio is compared with the same symbols bought and held
+        symbols = values["symbols"]
+        values["benchmark"] = PORTFOLIO_BENCHMARK if len(symbols) > 1 else (symbols[0] if symbols else "")
     bad_fields = {field for field, _ in problems}
     dates_ok = not bad_fields & {"params.start_date", "params.end_date"}
     if dates_ok and values["start_date"] > values["end_date"]:

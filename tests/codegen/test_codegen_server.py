@@ -38,7 +38,7 @@ def test_generate_code_returns_script_sha256_and_analysis(codegen_stub):
     reply = codegen_stub.GenerateCode(codegen_pb2.GenerateCodeRequest(schema=struct(EXAMPLE), params=params(symbols=["BTC"])))
     assert reply.sha256 == hashlib.sha256(reply.code.encode()).hexdigest()
     assert "entries = close <= 0.95 * sma_20" in reply.code
-    assert [r.node_id for r in reply.analysis.rules] == ["entry", "tp", "sl", "prices", "fill_at", "stop_target_order", "reentry", "exit_reason"]
+    assert [r.node_id for r in reply.analysis.rules] == ["entry", "tp", "sl", "prices", "benchmark", "fill_at", "stop_target_order", "reentry", "exit_reason"]
     assert {r.node_type for r in reply.analysis.rules[3:]} == {"execution_rule"}
     assert reply.analysis.rules[0].formula == "close <= 0.95 * SMA(close, 20), evaluated at bar close"
     assert list(reply.analysis.symbols) == ["BTC-USD"] and reply.analysis.timeframe == "1d"
