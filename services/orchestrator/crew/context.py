@@ -97,8 +97,9 @@ class ExecutionContext:
         return insights
 
     def __post_init__(self) -> None:
-        # Whichever write finds the lease gone (a tool's log line, the step callback CrewAI calls after a
-        # tool, which it answers by calling the tool again), the attempt stops there: no tool runs again.
+        # Whichever write finds the lease gone (a tool's log line, or the step callback CrewAI calls after a
+        # tool, whose exception CrewAI answers by running the task again), the attempt stops there: no tool
+        # runs again.
         if getattr(self.events, "lease", None) is not None and self.events.on_lost is None:
             self.events = self.events.for_lease(self.events.lease, self.lose_lease)
 
