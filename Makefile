@@ -60,14 +60,16 @@ browser:
 	  (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium-headless-shell >/dev/null)) ; } || \
 	  echo "warning: no headless Chromium; the report's browser test is skipped"
 
-# two workers (one per core here), a test file per worker at a time: a file's services start once
+# two workers (one per core here; four were slower), a test file per worker at a time (a file's services
+# start once), in the order tests/conftest.py gives: the longest files first
 PYTEST_WORKERS ?= 2
+XDIST = -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: proto node_modules/.installed browser
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(PY) -m pytest $(XDIST)
 
 # the same without the tests that start stacks of their own, bursts or restarts (marked slow)
 test-fast: proto node_modules/.installed
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow"
+	$(PY) -m pytest $(XDIST) -m "not slow"
 
 bench: proto
 	$(PY) benchmarks/memory_bench.py

@@ -7,6 +7,7 @@ quiet_libraries()
 
 
 def pytest_collection_modifyitems(config, items):
-    """Files with a test marked slow go first (longest work first); the order is otherwise kept."""
+    """Files with a test marked slow go first, then the end-to-end ones (longest work first: make test
+    runs xdist with --no-loadscope-reorder, which keeps this order); the order is otherwise kept."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)  # sort is stable
+    items.sort(key=lambda item: (item.path not in slow_files, item.path.parent.name != "e2e"))  # sort is stable

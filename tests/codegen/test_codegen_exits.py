@@ -153,8 +153,11 @@ def test_multi_symbol_equal_weights_match_a_hand_computation(tmp_path):
         by_symbol.setdefault(t["symbol"], []).append(t)
     assert [round(t["pnl"], 6) for t in by_symbol["AAA"]] == [round(aaa1 * (90 - 110), 6), round(aaa2 * (100 - 95), 6)]
     assert [round(t["pnl"], 6) for t in by_symbol["BBB"]] == [round(bbb1 * (40 - 55), 6), 0.0]
-    # The benchmark (AAA bought and held with the same capital) ends flat: vs_benchmark = total return.
-    assert f"{(final / 10000 - 1) * 100:+,.2f} pp" in printed
+    # The benchmark, by default the portfolio's symbols in equal parts bought at the first close and held:
+    # 5000 in AAA at 100 (ends at 100) and 5000 in BBB at 50 (ends at 44) -> 9400, -6.00%.
+    bench = (5000 / 100 * 100 + 5000 / 50 * 44) / 10000 - 1
+    assert f"Benchmark return  {bench * 100:,.2f}%" in printed
+    assert f"{((final / 10000 - 1) - bench) * 100:+,.2f} pp" in printed
 
 
 def test_multi_symbol_percent_sizing_shares_cash(tmp_path):
