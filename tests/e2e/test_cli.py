@@ -370,7 +370,9 @@ def test_unreachable_server_is_a_one_line_error():
 def test_a_strategy_file_that_is_not_an_object_is_a_one_line_error(orchestrator_addr, tmp_path, content, expected):
     bad = tmp_path / "bad.json"
     bad.write_bytes(content if isinstance(content, bytes) else content.encode())
-    one_line_error(cli(orchestrator_addr, "run", str(bad), "--watch"), str(bad), expected)
+    proc = cli(orchestrator_addr, "run", str(bad), "--watch")
+    line = one_line_error(proc, str(bad), expected)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and line.startswith(f"error: strategy file {bad}")
 
 
 def test_costs_that_look_like_percentages_are_warned_about(orchestrator_addr, client):
