@@ -53,8 +53,9 @@ class RunParams:
 def resolve_params(params: backtest_pb2.BacktestParams) -> RunParams:
     """The shared defaults and checks (services.common.backtest_params), as a data request."""
     p = backtest_params.resolve(params)
-    request = DataRequest(symbols=tuple(dict.fromkeys((*p.symbols, *backtest_params.benchmark_symbols(p.symbols, p.benchmark)))), start_date=p.start_date, end_date=p.end_date,
-                          timeframe=p.timeframe, prices=p.prices)
+    symbols = (*p.symbols, *backtest_params.benchmark_symbols(p.symbols, p.benchmark))  # prepare() drops repeats
+    request = DataRequest(symbols=symbols, start_date=p.start_date, end_date=p.end_date, timeframe=p.timeframe,
+                          prices=p.prices)
     return RunParams(request, p.initial_capital)
 
 
