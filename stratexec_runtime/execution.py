@@ -17,6 +17,13 @@ Rules (``rules`` dict; the defaults are the first option):
               trailing stop), "atr" (the signal bar's ``sl_distance`` in price units /
               ``trail_distance`` as a fraction), or None
   max_bars    time exit: close at the close of bar entry + max_bars (None: no time exit)
+Sides: ``sig`` holds the long signals (entries, exits, exit_node) and, for a strategy that sells
+short, the short ones (short_entries, short_exits, short_exit_node). A short position's stops are
+mirrored: the stop loss sits above the entry price and is checked on the high, the trailing stop
+trails the lowest price since the entry, the target sits below the entry and is checked on the low.
+One position per symbol at a time: an entry signal of either side while a position is open is
+ignored, and a reversal (a long exit and a short entry on one bar) follows the reentry rule, since
+a bar takes one order. Both sides signalling an entry on one bar is no entry (reason both_sides).
 Exit reasons: "tp", "sl", "trail", "time_exit", the id of the exit node whose rule fired,
 or "end_of_data" for a trade still open at the last bar.
 """
@@ -45,6 +52,27 @@ class Plan:
     reasons: dict[int, str]  # exit bar -> tp | sl | trail | time_exit | an exit node id
     skipped: list[tuple[int, str]]  # (signal bar, reason) of entry signals that never filled
     signal_bar: dict[int, int]  # entry bar -> the bar of its signal
+    short: np.ndarray | None = None  # bool per bar: the order on this bar opens or closes a short position
+
+    def __post_init__(self):
+        if self.short is None:
+            self.short = np.zeros(len(self.entries), bool)
+
+    @property
+    def long_entries(self) -> np.ndarray:
+        return self.entries & ~self.short
+
+    @property
+    def long_exits(self) -> np.ndarray:
+        return self.exits & ~self.short
+
+    @property
+    def short_entries(self) -> np.ndarray:
+        return self.entries & self.short
+
+    @property
+    def short_exits(self) -> np.ndarray:
+        return self.exits & self.short
 
 
 def _at_signal(value, column: str, sig: pd.DataFrame, bar: int) -> float | None:
@@ -54,41 +82,50 @@ def _at_signal(value, column: str, sig: pd.DataFrame, bar: int) -> float | None:
     return float(sig[column].iloc[bar]) if value == "atr" else float(value)
 
 
+def _column(sig: pd.DataFrame, name: str, n: int, default, dtype) -> np.ndarray:
+    return sig[name].to_numpy(dtype) if name in sig else np.full(n, default, dtype)
+
+
 def plan_trades(ohlc: pd.DataFrame, sig: pd.DataFrame, rules: dict, no_cash: frozenset[int] = frozenset()) -> Plan:
-    """Decide every fill of one symbol's long trades (``sig``: entries, exits, exit_node per bar).
+    """Decide every fill of one symbol's trades (``sig``: the signals of each side per bar, see Sides).
 
     ``no_cash``: signal bars whose entry the portfolio could not pay for (see ``unfilled``):
     they are skipped with that reason and the symbol stays flat.
     """
     o, h, lo, c = (ohlc[k].to_numpy(float) for k in ("open", "high", "low", "close"))
     n = len(c)
-    want_in = sig["entries"].to_numpy(bool)
-    want_out = sig["exits"].to_numpy(bool)
-    exit_node = sig["exit_node"].to_numpy(object) if "exit_node" in sig else np.full(n, "exit")
+    want_in = {"long": _column(sig, "entries", n, False, bool), "short": _column(sig, "short_entries", n, False, bool)}
+    want_out = {"long": _column(sig, "exits", n, False, bool), "short": _column(sig, "short_exits", n, False, bool)}
+    exit_node = {"long": _column(sig, "exit_node", n, "exit", object), "short": _column(sig, "short_exit_node", n, "exit", object)}
     next_open = rules.get("fill_at", "close") == "next_open"
     target_first = rules.get("stop_target_order", "stop_first") == "target_first"
     carry_over = rules.get("reentry", "skip") == "next_bar"
     max_bars = rules.get("max_bars")
 
-    entries, exits = np.zeros(n, bool), np.zeros(n, bool)
+    entries, exits, short = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
     price = c.copy()
     reasons: dict[int, str] = {}
     skipped: list[tuple[int, str]] = []
     signal_bar: dict[int, int] = {}
-    pos = None  # the open position: fill bar, entry price, peak, stop distances, target level
-    pending_entry = pending_exit = None  # (bar, reason) of a next_open fill decided on the bar before
-    carried = False
+    pos = None  # the open position: fill bar, side, entry price, peak, stop distances, target level
+    pending_entry = pending_exit = None  # next_open fills decided on the bar before: (bar, signal bar, side), (bar, reason)
+    carried = None  # the side of an entry signal carried to this bar (reentry next_bar)
     last_exit = -1
 
     def close_at(bar: int, fill: float, reason: str) -> None:
         nonlocal pos, last_exit
-        exits[bar], price[bar], reasons[bar] = True, fill, reason
+        exits[bar], price[bar], reasons[bar], short[bar] = True, fill, reason, pos["side"] == "short"
         pos, last_exit = None, bar
+
+    def open_at(bar: int, fill: float, signal: int, side: str) -> None:
+        nonlocal pos
+        pos = _open(bar, fill, signal, side, sig, rules)
+        entries[bar], price[bar], short[bar] = True, fill, side == "short"
 
     for i in range(n):
         if pending_entry is not None and pending_entry[0] == i:
-            pos = _open(i, o[i], pending_entry[1], sig, rules)
-            entries[i], price[i], pending_entry = True, o[i], None
+            open_at(i, o[i], pending_entry[1], pending_entry[2])
+            pending_entry = None
         if pos is not None and pending_exit is not None and pending_exit[0] == i:
             close_at(i, o[i], pending_exit[1])
             pending_exit = None
@@ -96,25 +133,32 @@ def plan_trades(ohlc: pd.DataFrame, sig: pd.DataFrame, rules: dict, no_cash: fro
             hit = _stop_or_target(pos, o[i], h[i], lo[i], target_first)
             if hit is not None:
                 close_at(i, *hit)
-            else:
+            elif pos["side"] == "long":
                 pos["peak"] = max(pos["peak"], h[i])  # a completed bar's high raises the trailing stop
-        if pos is not None and want_out[i] and pending_exit is None:
+            else:
+                pos["peak"] = min(pos["peak"], lo[i])  # a short's trailing stop follows the lowest low
+        if pos is not None and want_out[pos["side"]][i] and pending_exit is None:
             if not next_open:
-                close_at(i, c[i], str(exit_node[i]))
+                close_at(i, c[i], str(exit_node[pos["side"]][i]))
             elif i + 1 < n:
-                pending_exit = (i + 1, str(exit_node[i]))
+                pending_exit = (i + 1, str(exit_node[pos["side"]][i]))
         if pos is not None and max_bars is not None and pending_exit is None and i - pos["bar"] >= max_bars:
             close_at(i, c[i], "time_exit")
 
-        signal = bool(want_in[i]) or carried
-        was_carried, carried = carried, False
-        if not signal:
+        sides = [side for side in ("long", "short") if want_in[side][i]] or ([carried] if carried else [])
+        was_carried, carried = carried is not None, None
+        if not sides:
             continue
+        if len(sides) == 2:  # a long and a short entry on one bar: neither (counted when flat)
+            if pos is None and pending_entry is None and pending_exit is None:
+                skipped.append((i, "both_sides"))
+            continue
+        side = sides[0]
         order_bar = i + 1 if next_open else i
         busy = last_exit == order_bar or (pending_exit is not None and pending_exit[0] == order_bar)
         if busy:
             if carry_over and not was_carried:
-                carried = True
+                carried = side
             else:
                 skipped.append((i, "exit_bar"))
         elif pos is None and pending_entry is None and pending_exit is None:
@@ -123,43 +167,58 @@ def plan_trades(ohlc: pd.DataFrame, sig: pd.DataFrame, rules: dict, no_cash: fro
             elif i in no_cash:
                 skipped.append((i, "no_cash"))
             elif next_open:
-                pending_entry = (order_bar, i)
+                pending_entry = (order_bar, i, side)
                 signal_bar[order_bar] = i
             else:
                 signal_bar[i] = i
-                pos = _open(i, c[i], i, sig, rules)
-                entries[i], price[i] = True, c[i]
-    return Plan(entries, exits, price, reasons, skipped, signal_bar)
+                open_at(i, c[i], i, side)
+    return Plan(entries, exits, price, reasons, skipped, signal_bar, short)
 
 
-def _open(bar: int, entry_price: float, signal_bar: int, sig: pd.DataFrame, rules: dict) -> dict:
-    # The stop loss sits a distance below the entry price (a fraction of it, or k x ATR in price units);
-    # the trailing stop a fraction below the peak (k x ATR / close of the signal bar for an ATR trail).
+def _open(bar: int, entry_price: float, signal_bar: int, side: str, sig: pd.DataFrame, rules: dict) -> dict:
+    # The stop loss sits a distance from the entry price (a fraction of it, or k x ATR in price units);
+    # the trailing stop a fraction from the peak (k x ATR / close of the signal bar for an ATR trail).
+    # Below the entry for a long position, above it for a short one; the target on the other side.
     sl = rules.get("stop_loss")
     sl = None if sl is None else (float(sig["sl_distance"].iloc[signal_bar]) if sl == "atr" else float(sl) * entry_price)
     trail = _at_signal(rules.get("trailing_stop"), "trail_distance", sig, signal_bar)
     tp = rules.get("take_profit")
+    sign = 1 if side == "long" else -1
     return {
-        "bar": bar, "entry": entry_price, "peak": entry_price,
-        "sl": sl, "trail": trail, "tp": None if tp is None else entry_price * (1 + float(tp)),
+        "bar": bar, "side": side, "entry": entry_price, "peak": entry_price,  # peak: the lowest low for a short
+        "sl": sl, "trail": trail, "tp": None if tp is None else entry_price * (1 + sign * float(tp)),
     }
 
 
 def _stop_or_target(pos: dict, o: float, h: float, lo: float, target_first: bool) -> tuple[float, str] | None:
-    """(fill price, reason) when this bar reaches the effective stop or the target, else None."""
+    """(fill price, reason) when this bar reaches the effective stop or the target, else None.
+
+    Long: stops below (the higher level is the effective one), checked on the low; the target above,
+    on the high. Short, mirrored: stops above (the lower level wins), checked on the high; the target
+    below, on the low."""
+    long = pos["side"] == "long"
+    sign = 1 if long else -1
     levels = []
     if pos["sl"] is not None:
-        levels.append((pos["entry"] - pos["sl"], "sl"))
+        levels.append((pos["entry"] - sign * pos["sl"], "sl"))
     if pos["trail"] is not None:
-        levels.append((pos["peak"] * (1 - pos["trail"]), "trail"))
-    stop = max(levels, key=lambda lv: lv[0]) if levels else None  # the higher level is the effective stop
+        levels.append((pos["peak"] * (1 - sign * pos["trail"]), "trail"))
+    stop = (max if long else min)(levels, key=lambda lv: lv[0]) if levels else None  # the tighter level
     tp = pos["tp"]
-    if stop is not None and o <= stop[0]:
-        return o, stop[1]  # opened below the stop: filled at the open
-    if tp is not None and o >= tp:
-        return o, "tp"  # opened above the target: filled at the open
-    stop_hit = stop is not None and lo <= stop[0]
-    tp_hit = tp is not None and h >= tp
+
+    def past(price: float, level: float) -> bool:  # at or beyond a stop level, against the position
+        return price <= level if long else price >= level
+
+    def beyond(price: float, level: float) -> bool:  # at or beyond the target, in the position's favour
+        return price >= level if long else price <= level
+
+    adverse, favourable = (lo, h) if long else (h, lo)
+    if stop is not None and past(o, stop[0]):
+        return o, stop[1]  # opened past the stop: filled at the open
+    if tp is not None and beyond(o, tp):
+        return o, "tp"  # opened past the target: filled at the open
+    stop_hit = stop is not None and past(adverse, stop[0])
+    tp_hit = tp is not None and beyond(favourable, tp)
     if stop_hit and tp_hit:
         return (tp, "tp") if target_first else stop
     if stop_hit:
@@ -169,11 +228,26 @@ def _stop_or_target(pos: dict, o: float, h: float, lo: float, target_first: bool
     return None
 
 
-def order_arrays(plans: dict[str, Plan], index: pd.Index) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """entries, exits and fill prices as frames with one column per symbol."""
-    frame = {name: pd.DataFrame({s: getattr(p, name) for s, p in plans.items()}, index=index)
-             for name in ("entries", "exits", "price")}
-    return frame["entries"], frame["exits"], frame["price"]
+ORDER_ARRAYS = ("entries", "exits", "price")
+SIDED_ORDER_ARRAYS = ("long_entries", "long_exits", "short_entries", "short_exits", "price")
+
+
+def order_arrays(plans: dict[str, Plan], index: pd.Index, sided: bool = False) -> tuple:
+    """Frames with one column per symbol: entries, exits and fill prices. With ``sided``: the long
+    entries and exits, the short entries and exits, the fill prices, and the call sequence."""
+    frames = tuple(pd.DataFrame({s: getattr(p, name) for s, p in plans.items()}, index=index)
+                   for name in (SIDED_ORDER_ARRAYS if sided else ORDER_ARRAYS))
+    return (*frames, exits_first(plans)) if sided else frames
+
+
+def exits_first(plans: dict[str, Plan]) -> np.ndarray:
+    """vectorbt's call sequence (bars x symbols): on each bar every exit, then every entry, each in the
+    symbols' order. With shorts an exit may be a buy and an entry a sale, so "sales first" (call_seq
+    "auto") would let a short sale use cash a buy-back frees later on the bar."""
+    exits = np.column_stack([p.exits for p in plans.values()])
+    entries = np.column_stack([p.entries for p in plans.values()])
+    rank = np.where(exits, 0, np.where(entries, 1, 2))  # exits, entries, then the columns without an order
+    return np.argsort(rank, axis=1, kind="stable").astype(np.int64)
 
 
 def unfilled(pf, plans: dict[str, Plan]) -> tuple[str, int] | None:

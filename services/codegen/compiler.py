@@ -27,6 +27,16 @@ from stratexec.codegen.v1 import codegen_pb2
 EXECUTION_RULE = "execution_rule"  # RuleInfo.node_type of the backtest-wide rules (node_id: the params field)
 SIDE = {"entry_condition": "entry", "exit_condition": "exit", "filter": "filter"}
 ACTION = {"entry_condition": "Enter when", "exit_condition": "Exit when", "filter": "Only enter when"}
+SIDE_ACTION = {  # (node type, side) -> the action in the interpretation, where the side changes it
+    ("entry_condition", "long"): "Buy (go long) when",
+    ("entry_condition", "short"): "Sell short when",
+    ("exit_condition", "long"): "Sell (exit the long position) when",
+    ("exit_condition", "short"): "Buy back (cover the short position) when",
+    ("exit_condition", "both"): "Exit either position when",
+    ("filter", "long"): "Only go long when",
+    ("filter", "short"): "Only sell short when",
+    ("filter", "both"): "Only enter (long or short) when",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +53,7 @@ class ConditionNode:
     node_type: str  # entry_condition | exit_condition | filter
     combine: str  # all | any
     rules: tuple[RulePlan, ...]
+    side: str = "long"  # the position it opens, closes or filters: long | short | both (exits and filters only)
 
     @property
     def condition(self) -> Condition:
@@ -95,8 +106,14 @@ class Analysis:
     summary: str = ""
     doc: dict = dataclasses.field(default_factory=dict)  # the checked schema, for the named parameters
 
-    def nodes_of(self, node_type: str) -> list[ConditionNode]:
-        return [n for n in self.condition_nodes if n.node_type == node_type]
+    def nodes_of(self, node_type: str, side: str | None = None) -> list[ConditionNode]:
+        """The condition nodes of a type; with ``side``, those that apply to it (a "both" node applies to each)."""
+        return [n for n in self.condition_nodes if n.node_type == node_type and (side is None or n.side in (side, "both"))]
+
+    @property
+    def sides(self) -> tuple[str, ...]:
+        """The positions the strategy takes: ("long",), ("short",) or ("long", "short")."""
+        return {"long": ("long",), "short": ("short",), "both": ("long", "short")}[self.params.direction]
 
     def to_proto(self) -> codegen_pb2.StrategyAnalysis:
         return codegen_pb2.StrategyAnalysis(
@@ -179,7 +196,11 @@ def analyze(doc: Any, params) -> Analysis:
                     first_problem = first_problem or {"node_id": node_id, "rule": text}
                     continue
                 plans.append(RulePlan(text, field, condition, structured=True))
-            analysis.condition_nodes.append(ConditionNode(node_id, node_type, meta.get("combine", "all"), tuple(plans)))
+            side = _node_side(i, node, p.direction, parsed, problems)
+            analysis.condition_nodes.append(ConditionNode(node_id, node_type, meta.get("combine", "all"), tuple(plans), side))
+        elif node_type == "take_profit" and p.direction != "long" and meta["target_pct"] >= 100:
+            problems.append((f"nodes[{i}].meta.target_pct", f"node '{node_id}': a take profit of {num(_dec(meta['target_pct']))}% "
+                                                            f"on a short needs the price to fall to 0 or below; use less than 100"))
         elif node_type == "take_profit":
             analysis.take_profit = Stop(node_id, node_type, pct=_dec(meta["target_pct"]))
         elif node_type in ("stop_loss", "trailing_stop"):
@@ -210,6 +231,25 @@ def analyze(doc: Any, params) -> Analysis:
     return analysis
 
 
+def _node_side(i: int, node: dict, direction: str, parsed: dict, problems: list[tuple[str, str]]) -> str:
+    """A condition node's side: meta.side, else its rules' wording ("Sell short when"), else the direction's."""
+    node_id, meta = node["id"], node["meta"]
+    worded = {r.position for (k, _j), r in parsed.items() if k == i and isinstance(r, Parsed) and r.position}
+    side = meta.get("side") or (worded.pop() if worded else ("short" if direction == "short" else "long"))
+    if meta.get("side") and worded and meta["side"] != "short":
+        problems.append((f"nodes[{i}].meta.side", f"node '{node_id}': meta.side is {meta['side']} but its rule is about a short "
+                                                  f"position (\"sell short\", \"cover\")"))
+    if side == "both" and node["type"] == "entry_condition":
+        problems.append((f"nodes[{i}].meta.side", f"node '{node_id}': an entry_condition opens one side, long or short; "
+                                                  f"use two nodes for both"))
+    fits = {"long": ("long", "both"), "short": ("short", "both"), "both": ("long", "short", "both")}[direction]
+    if side not in fits:
+        wanted = "short or both" if side == "short" else "long or both"
+        problems.append(("params.direction", f"node '{node_id}' is for {side} positions but params.direction is {direction} "
+                                             f"(one of {', '.join(backtest_params.DIRECTIONS)}): set it to {wanted}"))
+    return side
+
+
 def _parse_rules(doc: dict, timeframe: str, customs: dict[str, Series]) -> dict[tuple[int, int], "Parsed | RuleError"]:
     """Every written rule, parsed; a rule that names no series ("Sell when it is above 70") binds to the one
     series the strategy's other rules compare with a level, or is rejected when there is none or several."""
@@ -238,8 +278,31 @@ def _parse_rules(doc: dict, timeframe: str, customs: dict[str, Series]) -> dict[
     return out
 
 
-def _stop_words(stop: Stop) -> tuple[str, str, str]:
-    """(rule, interpretation, formula) of a stop node."""
+def _short_stop_words(stop: Stop) -> tuple[str, str]:
+    """(interpretation, formula) of a stop node on a short position: every level turned over."""
+    k = f"{num(stop.pct)}%" if stop.pct is not None else f"{num(stop.atr_multiple)} x ATR({stop.atr_window}) of the entry bar"
+    if stop.node_type == "take_profit":
+        return (f"take profit {k} below the entry price, checked on each later bar's low (at the open when the bar "
+                f"opens below it)", f"exit when low <= entry * {num(1 - stop.pct / 100)}")
+    if stop.node_type == "stop_loss":
+        return (f"stop loss {k} above the entry price, checked on each later bar's high (at the open when the bar "
+                f"opens above it)", "exit when high >= entry + stop distance")
+    return (f"trailing stop {k} above the lowest price since the entry (the entry price, then the low of each "
+            f"completed bar), checked on the high", "exit when high[t] >= min(entry, low[entry+1..t-1]) * (1 + trail)")
+
+
+def _stop_words(stop: Stop, direction: str = "long") -> tuple[str, str, str]:
+    """(rule, interpretation, formula) of a stop node, for the strategy's direction."""
+    rule, words, formula = _long_stop_words(stop)
+    if direction == "long":
+        return rule, words, formula
+    short_words, short_formula = _short_stop_words(stop)
+    if direction == "short":
+        return rule, f"Short position: {short_words}; the exit buys back at that level plus slippage.", short_formula
+    return rule, f"{words} Short positions, mirrored: {short_words}.", f"long: {formula}; short: {short_formula}"
+
+
+def _long_stop_words(stop: Stop) -> tuple[str, str, str]:
     if stop.node_type == "take_profit":
         return (
             f"target_pct: {num(stop.pct)}",
@@ -301,7 +364,8 @@ def _interpret(a: Analysis, doc: dict) -> None:
             cn = by_id[nid]
             for plan in cn.rules:
                 words = plan.condition.words()
-                a.rules.append(RuleInfo(nid, ntype, plan.text, f"{ACTION[ntype]} {words}, at the close of the bar.",
+                action = ACTION[ntype] if p.direction == "long" else SIDE_ACTION[(ntype, cn.side)]
+                a.rules.append(RuleInfo(nid, ntype, plan.text, f"{action} {words}, at the close of the bar.",
                                         plan.condition.full_formula()))
                 note_series(plan.condition.series_needed())
             if len(cn.rules) > 1:
@@ -314,7 +378,7 @@ def _interpret(a: Analysis, doc: dict) -> None:
                 ))
         elif nid in stops:
             stop = stops[nid]
-            rule, words, formula = _stop_words(stop)
+            rule, words, formula = _stop_words(stop, p.direction)
             a.rules.append(RuleInfo(nid, ntype, rule, words, formula))
             if stop.atr_multiple is not None:
                 note_series(list(stop.atr.walk()))
@@ -380,7 +444,22 @@ def _execution_rules(a: Analysis) -> list[RuleInfo]:
     else:
         bench = (f"Benchmark: {p.benchmark} bought at the first close and held with the same capital, fees and slippage.",
                  "benchmark[t] = capital * close[t] / close[first], before costs")
+    direction = {
+        "long": ("Direction: long: long positions only; every entry buys.", "position >= 0"),
+        "short": ("Direction: short: short positions only; every entry sells short and its exit buys back, with the same fees and "
+                  "slippage. Stops are mirrored: the stop loss sits above the entry price and the trailing stop above "
+                  "the lowest price since the entry, checked on each bar's high; the take profit sits below the entry, "
+                  "checked on the low. No margin model: no borrow fee, no margin call, the proceeds stay in cash.",
+                  "position <= 0; short stop = entry * (1 + stop), short target = entry * (1 - target)"),
+        "both": ("Direction: both: long and short positions, one per symbol at a time: an entry signal of either side while a "
+                 "position is open is ignored; a long and a short entry on one bar is neither (skipped_signals, reason "
+                 "both_sides); a reversal on one bar follows the re-entry rule (one order per bar). Shorts pay the same "
+                 "fees and slippage, with every stop mirrored (above the entry, checked on the high; the target below, "
+                 "on the low). No margin model: no borrow fee, no margin call.",
+                 "position in {long, flat, short}; short stop = entry * (1 + stop), short target = entry * (1 - target)"),
+    }[p.direction]
     rules = [
+        RuleInfo("direction", EXECUTION_RULE, f"direction: {p.direction}", *direction),
         RuleInfo("prices", EXECUTION_RULE, f"prices: {p.prices}", prices[0], prices[1]),
         RuleInfo("benchmark", EXECUTION_RULE, f"benchmark: {p.benchmark}", *bench),
         RuleInfo("fill_at", EXECUTION_RULE, f"fill_at: {p.fill_at}", "Fill timing: " + fill[0], fill[1]),
@@ -432,6 +511,9 @@ def _warn(a: Analysis, longest: tuple[int, str]) -> None:
     tp, sl = a.take_profit, a.stop_loss
     if tp is not None and sl is not None and sl.pct is not None and sl.pct > tp.pct:
         a.warnings.append(f"the stop loss ({num(sl.pct)}%) is wider than the take profit ({num(tp.pct)}%)")
+    for side in a.sides:
+        if len(a.sides) > 1 and not a.nodes_of("entry_condition", side):
+            a.warnings.append(f"params.direction is both but no entry_condition is for {side} positions: no {side} trade opens")
     if not (a.nodes_of("exit_condition") or tp or sl or a.trailing_stop or a.time_exit):
         a.warnings.append("nothing closes a position (no exit_condition, take_profit, stop_loss, trailing_stop or time_exit): a trade stays open to the end")
     if a.sizing_node and (a.sizing != p.position_sizing or a.exposure != p.exposure):
@@ -463,13 +545,17 @@ def _either(conditions: list[Condition]) -> str:
 def _summary(a: Analysis) -> str:
     p = a.params
     parts = []
-    entries = a.nodes_of("entry_condition")
-    parts.append("enter when " + _either([n.condition for n in entries]))
-    for f in a.nodes_of("filter"):
-        parts.append("only if " + f.condition.short())
-    exits = a.nodes_of("exit_condition")
-    if exits:
-        parts.append("exit when " + _either([n.condition for n in exits]))
+    words = {"long": ("enter", "exit"), "short": ("sell short", "cover")}
+    for side in a.sides:
+        entry, exit_ = words[side] if p.direction != "long" else words["long"]
+        entries = a.nodes_of("entry_condition", side)
+        if entries:
+            parts.append(f"{entry} when " + _either([n.condition for n in entries]))
+        for f in a.nodes_of("filter", side):
+            parts.append("only if " + f.condition.short())
+        exits = a.nodes_of("exit_condition", side)
+        if exits:
+            parts.append(f"{exit_} when " + _either([n.condition for n in exits]))
     if a.take_profit:
         parts.append(f"take profit +{num(a.take_profit.pct)}%")
     if a.stop_loss:

@@ -97,14 +97,16 @@ def _condition_node(block: Block, node: ConditionNode, target: str) -> None:
     block.code(f"{target} = {joiner.join(names)}")
 
 
+PREFIX = {"long": "", "short": "short_"}  # signal column names of each side: entries / short_entries, ...
+
+
 def _signals_function(a: Analysis) -> list[str]:
     block = Block()
     block.code('close = ohlc["close"]')
-    entries = a.nodes_of("entry_condition")
-    exits = a.nodes_of("exit_condition")
-    filters = a.nodes_of("filter")
-    direct_entry = len(entries) == 1 and not filters and not _atr_stops(a)
-    direct_exit = len(exits) == 1
+    single = len(a.sides) == 1
+    direct_entry = {side: single and len(a.nodes_of("entry_condition", side)) == 1 and not a.nodes_of("filter", side)
+                    and not _atr_stops(a) for side in a.sides}
+    direct_exit = {side: single and len(a.nodes_of("exit_condition", side)) == 1 for side in a.sides}
     taken: set[str] = set()
     names: dict[str, str] = {}
     for node_id, series, _expression in a.custom:
@@ -113,44 +115,52 @@ def _signals_function(a: Analysis) -> list[str]:
         block.define(list(series.walk()))
     for node in a.condition_nodes:
         block.blank()
-        if node.node_type == "entry_condition" and direct_entry:
-            target = "entries"
-        elif node.node_type == "exit_condition" and direct_exit:
-            target = "exits"
+        prefix = PREFIX.get(node.side, "")
+        if node.node_type == "entry_condition" and direct_entry.get(node.side):
+            target = prefix + "entries"
+        elif node.node_type == "exit_condition" and direct_exit.get(node.side):
+            target = prefix + "exits"
         else:
             target = _ident(node.node_id, taken)
         names[node.node_id] = target
         _condition_node(block, node, target)
 
-    if not direct_entry:
-        block.blank()
-        parts = [names[n.node_id] for n in entries]
-        expr = parts[0] if len(parts) == 1 else "(" + " | ".join(parts) + ")"
-        words = "the entry node" if len(parts) == 1 else "any entry node"
-        if filters:
-            expr += " & " + " & ".join(names[f.node_id] for f in filters)
-            words += " and every filter"
-        for stop in _atr_stops(a):
-            block.comment(f"Node {_q(stop.node_id)} ({stop.node_type}) needs the ATR of the entry bar: entries wait until it exists.")
-            block.define(list(stop.atr.walk()))
-            expr += f" & {stop.atr.var}.notna()"
-            words += f", once the ATR({stop.atr_window}) exists"
-        block.comment(f"Entries: {words}.")
-        block.code(f"entries = {expr}")
-    if not exits:
-        block.blank()
-        block.code("exits = pd.Series(False, index=close.index)  # no exit_condition node")
-        block.code('exit_node = ""')
-    else:
-        if not direct_exit:
+    columns = []
+    for side in a.sides:
+        prefix, entries, exits = PREFIX[side], a.nodes_of("entry_condition", side), a.nodes_of("exit_condition", side)
+        filters = a.nodes_of("filter", side)
+        whose = "" if a.params.direction == "long" else f" of {side} positions"
+        if not direct_entry[side]:
             block.blank()
-            block.comment("Exits: any exit node.")
-            block.code("exits = " + " | ".join(names[n.node_id] for n in exits))
-        block.comment("The exit node that fired (the first in the strategy's order): each trade's exit reason.")
-        block.code("exit_node = np.select([" + ", ".join(names[n.node_id] for n in exits) + "], ["
-                   + ", ".join(json.dumps(n.node_id) for n in exits) + '], default="")')
+            parts = [names[n.node_id] for n in entries]
+            expr = ("(" + " | ".join(parts) + ")" if len(parts) > 1 else parts[0]) if parts else "pd.Series(False, index=close.index)"
+            words = "the entry node" if len(parts) == 1 else "any entry node" if parts else "no entry node"
+            if filters:
+                expr += " & " + " & ".join(names[f.node_id] for f in filters)
+                words += " and every filter"
+            for stop in _atr_stops(a):
+                if side == a.sides[0]:
+                    block.comment(f"Node {_q(stop.node_id)} ({stop.node_type}) needs the ATR of the entry bar: entries wait until it exists.")
+                block.define(list(stop.atr.walk()))
+                expr += f" & {stop.atr.var}.notna()"
+                words += f", once the ATR({stop.atr_window}) exists"
+            block.comment(f"Entries{whose}: {words}.")
+            block.code(f"{prefix}entries = {expr}")
+        if not exits:
+            block.blank()
+            block.code(f"{prefix}exits = pd.Series(False, index=close.index)  # no exit_condition node{whose.replace(' of', ' for')}")
+            block.code(f'{prefix}exit_node = ""')
+        else:
+            if not direct_exit[side]:
+                block.blank()
+                block.comment(f"Exits{whose}: any exit node.")
+                block.code(f"{prefix}exits = " + " | ".join(names[n.node_id] for n in exits))
+            block.comment("The exit node that fired (the first in the strategy's order): each trade's exit reason.")
+            block.code(f"{prefix}exit_node = np.select([" + ", ".join(names[n.node_id] for n in exits) + "], ["
+                       + ", ".join(json.dumps(n.node_id) for n in exits) + '], default="")')
+        columns += [f'"{prefix}{name}": {prefix}{name}' for name in ("entries", "exits", "exit_node")]
 
-    columns = '"entries": entries, "exits": exits, "exit_node": exit_node' + "".join(f', "{s.var}": {s.var}' for _n, s, _e in a.custom)
+    columns = ", ".join(columns) + "".join(f', "{s.var}": {s.var}' for _n, s, _e in a.custom)
     for stop in _atr_stops(a):
         column = "sl_distance" if stop.node_type == "stop_loss" else "trail_distance"
         block.blank()
@@ -197,7 +207,11 @@ def _stop_comments(a: Analysis) -> list[str]:
         return ["No take_profit, stop_loss or trailing_stop node: positions close on exit signals only."]
     comments = [_stop_comment(s) for s in stops]
     if a.stop_loss and a.trailing_stop:
-        comments.append("Both stops are live: on each bar the higher of the two levels is the effective stop.")
+        comments.append("Both stops are live: on each bar the higher of the two levels is the effective stop"
+                        + (" (the lower for a short)." if a.params.direction != "long" else "."))
+    if a.params.direction != "long":
+        comments.append("Short positions: every level is mirrored: the stops sit above (the trailing stop above the lowest "
+                        "low since the entry), checked on the bar's high; the target below, checked on the low.")
     return comments
 
 
@@ -224,22 +238,31 @@ def _rules_literal(a: Analysis) -> list[str]:
 
 
 def _portfolio_call(a: Analysis, multi: bool) -> list[str]:
+    shorts = a.params.direction != "long"
     if multi:
-        data = ["    close, entries, exits,"]
+        data = ["    close, long_entries, long_exits," if shorts else "    close, entries, exits,"]
+    elif shorts:
+        data = ['    ohlc["close"], plan.long_entries, plan.long_exits,']
     else:
         data = ['    ohlc["close"], plan.entries, plan.exits,']
+    if shorts:  # with short signals vectorbt trades both ways; one position at a time (plan_trades)
+        data.append("    short_entries=short_entries, short_exits=short_exits," if multi else
+                    "    short_entries=plan.short_entries, short_exits=plan.short_exits,")
     price = "price" if multi else "plan.price"
     if multi and a.sizing == "equal":
         sizing = ['size=PARAMS["exposure"] * PARAMS["initial_capital"] / len(symbols), size_type="value",  # equal weights: each entry buys the same value']
     else:
         sizing = ['size=PARAMS["exposure"], size_type="percent",  # each entry invests this fraction of the cash available']
-    if multi:
+    if multi and shorts:
+        sizing.append("cash_sharing=True, group_by=True, call_seq=call_seq,  # one portfolio: shared cash, exits before entries on a bar")
+    elif multi:
         sizing.append('cash_sharing=True, group_by=True, call_seq="auto",  # one portfolio: shared cash, sells before buys on a bar')
     return [
         "pf = vbt.Portfolio.from_signals(",
         *data,
         f"    price={price},  # each order fills at the price the rules decided, plus slippage",
-        '    direction="longonly", accumulate=False,',
+        *(["    accumulate=False, lock_cash=True,  # a short sale ties up its value in cash as a purchase does (no margin)"]
+          if shorts else ['    direction="longonly", accumulate=False,']),
         *[f"    {line}" for line in sizing],
         f'    init_cash=PARAMS["initial_capital"], fees=PARAMS["fees"], slippage=PARAMS["slippage"], freq="{a.params.freq}",',
         ")",
@@ -257,7 +280,8 @@ def _multi_symbol_setup(a: Analysis) -> list[str]:
         'close = pd.DataFrame({symbol: prices[symbol]["close"] for symbol in symbols}).ffill()',
         'bars = {name: pd.DataFrame({symbol: prices[symbol][name] for symbol in symbols}).reindex(close.index).fillna(close) for name in ("open", "high", "low")}',
         'ohlc = {symbol: pd.DataFrame({"open": bars["open"][symbol], "high": bars["high"][symbol], "low": bars["low"][symbol], "close": close[symbol]}) for symbol in symbols}',
-        'no_signal = {"entries": False, "exits": False, "exit_node": ""}',
+        "no_signal = {" + ", ".join(f'"{PREFIX[side]}{name}": {value}' for side in a.sides
+                                    for name, value in (("entries", "False"), ("exits", "False"), ("exit_node", '""'))) + "}",
         "sig = {symbol: sig[symbol].reindex(close.index).fillna(no_signal) for symbol in symbols}",
     ]
 
@@ -311,7 +335,8 @@ def _main_function(a: Analysis) -> list[str]:
     if multi:
         plan_lines = [
             "plans = {symbol: plan_trades(ohlc[symbol], sig[symbol], RULES, frozenset(no_cash[symbol])) for symbol in symbols}",
-            "entries, exits, price = order_arrays(plans, close.index)",
+            ("long_entries, long_exits, short_entries, short_exits, price, call_seq = order_arrays(plans, close.index, sided=True)"
+             if p.direction != "long" else "entries, exits, price = order_arrays(plans, close.index)"),
         ]
     else:
         plan_lines = [
@@ -353,6 +378,7 @@ def _params_literal(a: Analysis) -> list[str]:
         "exposure": a.exposure,
         "warmup_bars": a.warmup_bars,
         "prices": p.prices,
+        "direction": p.direction,
     }
     return ["PARAMS = {", *[f"    {json.dumps(k)}: {json.dumps(v)}," for k, v in values.items()], "}"]
 

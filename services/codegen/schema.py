@@ -82,6 +82,9 @@ CONDITION_META = {
         "rules": {"type": "array", "minItems": 1, "maxItems": 20, "items": {"type": "string", "minLength": 1, "maxLength": 500}},
         "conditions": {"type": "array", "minItems": 1, "maxItems": 20, "items": CONDITION},
         "combine": {"enum": ["all", "any"]},
+        # The position the node is for (see BacktestParams.direction); "both" for an exit or a filter
+        # that applies to either.
+        "side": {"enum": ["long", "short", "both"]},
     },
     "anyOf": [{"required": ["rules"]}, {"required": ["conditions"]}],
 }

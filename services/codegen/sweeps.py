@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import grpc
+
 from services.codegen import compiler, emit, grid as grid_mod, parameters as parameters_mod, sweep_emit
 from services.common import errors
 from stratexec.codegen.v1 import codegen_pb2
@@ -63,6 +65,10 @@ def longest_lookback(analysis: compiler.Analysis) -> int:
 
 def generate_sweep(doc: dict, params, ranges, max_combinations: int = 0, walk_forward=None) -> codegen_pb2.GenerateSweepCodeResponse:
     base = compiler.analyze(doc, params)
+    if base.params.direction != "long":  # the sweep kernel (stratexec_runtime.sweep) trades long positions only
+        raise errors.ApiError(grpc.StatusCode.UNIMPLEMENTED, f"sweeps of direction {base.params.direction} are not "
+                              "implemented: a sweep trades long positions only; run single backtests for shorts",
+                              reason="SWEEP_DIRECTION_UNIMPLEMENTED", metadata={"direction": base.params.direction})
     parameters = parameters_mod.extract(base.doc, base.params.timeframe)
     grid = grid_mod.expand(ranges, parameters, max_combinations)
     # The longest warm-up over the grid: the largest value of every swept window.

@@ -43,6 +43,13 @@ PRICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "total_return": ("dividends reinvested: OHLC scaled by adj_close / close", ("adjusted", "tr")),
 }
 
+# direction -> (meaning, accepted aliases)
+DIRECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "long": ("long positions only", ("longonly", "long_only")),
+    "short": ("short positions only (sold short, bought back; no margin model)", ("shortonly", "short_only")),
+    "both": ("long and short positions, one at a time per symbol", ("long_short", "longshort")),
+}
+
 # Execution rules (stratexec_runtime.execution applies them): field -> {option: (no aliases,)}, default first.
 RULE_CHOICES = {name: {option: ((),) for option in options} for name, options in EXECUTION_RULES.items()}
 
@@ -174,6 +181,7 @@ class Params:
     stop_target_order: str = choice("stop_first", RULE_CHOICES["stop_target_order"])
     reentry: str = choice("skip", RULE_CHOICES["reentry"])
     prices: str = choice("raw", PRICES)
+    direction: str = choice("long", DIRECTIONS)
 
     @property
     def freq(self) -> str:

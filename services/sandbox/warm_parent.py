@@ -52,7 +52,9 @@ def send(sock: socket.socket, message: dict) -> None:
 # (and in the shared cache) before the pool serves. tests/sandbox/kernel_families.py runs the compiler's
 # matching strategies through the pool and fails when a run had to compile a kernel itself. When the
 # compiler learns a new form (shorts, next-open fills, ...), add its entry here. "atr" stands for a
-# per-bar stop distance (an array, as the ATR stops are emitted).
+# per-bar stop distance (an array, as the ATR stops are emitted). Long and short signals (direction short
+# or both, with lock_cash and an explicit call sequence) need no entry of their own: they run the same
+# kernels, which the families of tests/sandbox/kernel_families.py with shorts show.
 EMITTED = {"stop_entry_price": "close", "stop_exit_price": "stopmarket", "direction": "longonly",
            "accumulate": False, "upon_long_conflict": "exit"}
 SHARED_CASH = {"cash_sharing": True, "group_by": True, "call_seq": "auto"}

@@ -67,7 +67,8 @@ def check_against_reference(pf, symbols, plans_result, ref_trades, ref_equity):
     for t in trades:
         ref = by_key[(t["symbol"], index.get_loc(pd.Timestamp(t["entry_time"])))]
         if t["status"] == "closed":
-            assert t["exit_price"] == pytest.approx(ref.exit_fill * (1 - 0.0005), rel=1e-9)
+            slipped = 1 - 0.0005 if t["direction"] == "long" else 1 + 0.0005  # a sale fills lower, a buy-back higher
+            assert t["exit_price"] == pytest.approx(ref.exit_fill * slipped, rel=1e-9)
             assert t["pnl"] == pytest.approx(ref.pnl, rel=1e-7, abs=1e-6)
     assert float(pf.value().iloc[-1]) == pytest.approx(ref_equity, rel=1e-9)
 
@@ -175,3 +176,100 @@ def test_shared_cash_percent_sizing_counts_every_entry_without_cash(tmp_path):
     print(f"ETH entry signals {eth_signals}, skipped for no cash {eth_no_cash}, ETH trades "
           f"{sum(t['symbol'] == 'ETH-USD' for t in result['trades'])}")
     assert eth_no_cash > 0 and eth_signals == eth_no_cash + sum(t["symbol"] == "ETH-USD" for t in result["trades"])
+
+
+SHORT_IN = {"id": "short", "type": "entry_condition", "meta": {"rules": ["Sell short when price crosses below the 20-day SMA"]}}
+COVER = {"id": "cover", "type": "exit_condition", "meta": {"rules": ["Cover when price is above the 50-day SMA"]}}
+
+
+def reference_short_signals(symbol: str):
+    """The mirror of reference_signals: close crosses below its SMA(20) to sell short, above its SMA(50) to cover."""
+    full = read_price_csv(DATA_DIR / f"{symbol}.csv").loc[:END]
+    close = full["close"]
+    sma20, sma50 = close.rolling(20).mean(), close.rolling(50).mean()
+    entries = (close < sma20) & (close.shift(1) >= sma20.shift(1))
+    return entries.loc[START:].tolist(), (close > sma50).loc[START:].tolist()
+
+
+SHORT_CASES = {
+    # name: (direction, stop nodes, params, reference options)
+    "short_stop5_trail10_tp8": ("short", stops(tp=8, sl=5, trail=10), {}, dict(tp=0.08, sl=0.05, trail=0.10)),
+    "short_target_first_next_open": ("short", stops(tp=6, sl=4), {"stop_target_order": "target_first", "fill_at": "next_open"},
+                                     dict(tp=0.06, sl=0.04, order="target_first", fill_at="next_open")),
+    "both_trail_reentry_next_bar": ("both", stops(sl=6, trail=4), {"reentry": "next_bar"},
+                                    dict(sl=0.06, trail=0.04, reentry="next_bar")),
+    "both_time_exit_next_open": ("both", stops(sl=5, max_bars=12), {"fill_at": "next_open"},
+                                 dict(sl=0.05, max_bars=12, fill_at="next_open")),
+}
+
+
+@pytest.mark.parametrize("name", list(SHORT_CASES))
+def test_short_and_both_directions_match_the_reference_loop(name, tmp_path):
+    direction, nodes, extra, ref_opts = SHORT_CASES[name]
+    long_nodes = [ENTRY, EXIT] if direction == "both" else []
+    _, analysis, pf = run_script({"nodes": [*long_nodes, SHORT_IN, COVER, *nodes]}, tmp_path, ["BTC-USD"],
+                                 direction=direction, **extra)
+    window, entries, exits = reference_signals("BTC-USD")
+    short_entries, short_exits = reference_short_signals("BTC-USD")
+    no = [False] * len(window)
+    ref_trades, ref_equity, ref_skipped = reference_sim.simulate(
+        {"BTC-USD": window}, {"BTC-USD": entries if direction == "both" else no},
+        {"BTC-USD": exits if direction == "both" else no}, exit_name="below50",
+        short_entries={"BTC-USD": short_entries}, short_exits={"BTC-USD": short_exits}, short_exit_name="cover", **ref_opts)
+    shorts = [t for t in ref_trades if t.side == "short"]
+    assert len(shorts) > 10 and (direction == "short") == (len(shorts) == len(ref_trades))
+    result = build_result(pf, None, 10_000.0, ["BTC-USD"], LAST_PLANS["plans"])
+    check_against_reference(pf, ["BTC-USD"], result, ref_trades, ref_equity)
+    assert sorted((t["entry_time"], t["direction"]) for t in result["trades"]) == sorted(
+        (window.index[t.entry_bar].strftime("%Y-%m-%d"), t.side) for t in ref_trades)
+    assert [(s["time"], s["reason"]) for s in result["skipped_signals"]] == [
+        (window.index[bar].strftime("%Y-%m-%d"), reason) for _, bar, reason in ref_skipped]
+    stated = {r.node_id: r.interpretation for r in analysis.rules if r.node_type == "execution_rule"}
+    assert stated["direction"].startswith(f"Direction: {direction}") and "No margin model" in stated["direction"]
+
+
+def test_a_long_and_short_portfolio_with_equal_slots_matches_the_reference(tmp_path):
+    symbols = ["BTC-USD", "ETH-USD"]
+    _, _, pf = run_script({"nodes": [ENTRY, EXIT, SHORT_IN, COVER, *stops(sl=8, tp=12)]}, tmp_path, symbols,
+                          direction="both", position_sizing="equal")
+    long_frames = {s: reference_signals(s) for s in symbols}
+    short_frames = {s: reference_short_signals(s) for s in symbols}
+    ref_trades, ref_equity, _ = reference_sim.simulate(
+        {s: f[0] for s, f in long_frames.items()}, {s: f[1] for s, f in long_frames.items()},
+        {s: f[2] for s, f in long_frames.items()}, sl=0.08, tp=0.12, exit_name="below50", sizing="equal",
+        short_entries={s: f[0] for s, f in short_frames.items()}, short_exits={s: f[1] for s, f in short_frames.items()})
+    assert {(t.symbol, t.side) for t in ref_trades} == {(s, side) for s in symbols for side in ("long", "short")}
+    result = build_result(pf, None, 10_000.0, symbols, LAST_PLANS["plans"])
+    check_against_reference(pf, symbols, result, ref_trades, ref_equity)
+
+
+@pytest.mark.parametrize("nodes,direction,field,words", [
+    ([SHORT_IN], "long", "params.direction", "node 'short' is for short positions but params.direction is long"),
+    ([ENTRY], "short", "nodes[0].meta.rules[0]", None),  # written for longs: read as a short entry, no problem
+    ([{**ENTRY, "meta": {**ENTRY["meta"], "side": "long"}}], "short", "params.direction", "set it to long or both"),
+    ([{**SHORT_IN, "meta": {**SHORT_IN["meta"], "side": "long"}}], "both", "nodes[0].meta.side", "its rule is about a short"),
+    ([{**ENTRY, "meta": {**ENTRY["meta"], "side": "both"}}], "both", "nodes[0].meta.side", "opens one side"),
+    ([SHORT_IN, {"id": "tp", "type": "take_profit", "meta": {"target_pct": 100}}], "short", "nodes[1].meta.target_pct",
+     "needs the price to fall to 0 or below"),
+    ([ENTRY], "sideways", "params.direction", "'sideways' is not supported; use one of long, short, both"),
+])
+def test_a_side_that_does_not_fit_is_refused_naming_the_field(nodes, direction, field, words):
+    if words is None:
+        _, analysis = generate({"nodes": nodes}, params(direction=direction))
+        assert analysis.nodes_of("entry_condition")[0].side == "short"
+        return
+    with pytest.raises(ApiError) as caught:
+        generate({"nodes": nodes}, params(direction=direction))
+    assert caught.value.code.name == "INVALID_ARGUMENT"
+    assert words in dict(caught.value.violations)[field]
+
+
+def test_a_short_strategy_reads_its_rules_as_shorts_in_the_analysis_and_the_script():
+    code, analysis = generate({"nodes": [SHORT_IN, COVER, *stops(sl=5)]}, params(direction="short"))
+    said = {r.node_id: r.interpretation for r in analysis.rules}
+    assert said["short"].startswith("Sell short when the close crosses below the 20-bar simple moving average")
+    assert said["cover"].startswith("Buy back (cover the short position) when the close is above the 50-bar")
+    assert said["sl"].startswith("Short position: stop loss 5% above the entry price, checked on each later bar's high")
+    assert "sell short when" in analysis.summary and "cover when" in analysis.summary
+    assert "short_entries=plan.short_entries, short_exits=plan.short_exits," in code and "lock_cash=True" in code
+    assert '"direction": "short",' in code and "# - Direction: short: short positions only" in code

@@ -22,6 +22,8 @@ ATR_STOP = {"id": "sl", "type": "stop_loss", "meta": {"atr_multiple": 2.0}}
 HOLD_10 = {"id": "hold", "type": "time_exit", "meta": {"max_bars": 10}}
 WEEKLY_IN = {"id": "entry", "type": "entry_condition", "meta": {"rules": ["Buy when the 10-week SMA crosses above the 30-week SMA"]}}
 EQUAL = {"id": "size", "type": "position_sizing", "meta": {"method": "equal"}}
+SHORT_IN = {"id": "short", "type": "entry_condition", "meta": {"rules": ["Sell short when the 20-day SMA crosses below the 50-day SMA"]}}
+COVER = {"id": "cover", "type": "exit_condition", "meta": {"rules": ["Cover when the 20-day SMA crosses above the 50-day SMA"]}}
 
 ONE = dict(symbols=["BTC"], start_date="2024-01-01", end_date="2024-12-31")
 TWO = dict(symbols=["BTC", "ETH"], start_date="2021-01-01", end_date="2024-12-31")
@@ -38,6 +40,10 @@ FAMILIES = {
     "time-exit": ([DIP, HOLD_10], ONE),
     "stop-and-wider-trail-next-open": ([DIP, TP_7, STOP_8, TRAIL_10], dict(ONE, fill_at="next_open", reentry="next_bar")),
     "several-columns-target-first": ([CROSS_IN, CROSS_OUT, TP_7, STOP_8, TRAIL_10], dict(TWO, stop_target_order="target_first")),
+    "one-column-short": ([SHORT_IN, COVER, TP_7, STOP_8], dict(ONE, direction="short")),
+    "one-column-both-directions": ([CROSS_IN, CROSS_OUT, SHORT_IN, COVER, TRAIL_10], dict(ONE, direction="both")),
+    "several-columns-both-directions": ([CROSS_IN, CROSS_OUT, SHORT_IN, COVER, STOP_8], dict(TWO, direction="both")),
+    "several-columns-both-equal-value": ([CROSS_IN, CROSS_OUT, SHORT_IN, COVER, STOP_8, EQUAL], dict(TWO, direction="both")),
 }
 
 

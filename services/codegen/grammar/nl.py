@@ -77,6 +77,7 @@ class Context:
     custom: dict = dataclasses.field(default_factory=dict)  # custom indicator name -> Series
     subject: "Subject | None" = None  # the series "it" (or an omitted subject) binds to, from the strategy's other rules
     level_subject: "Tok | None" = None  # the series this rule compares with a number, offered to the others
+    position: str | None = None  # "short" when the wording says so ("Sell short when", "Cover when"), else None
 
 
 class NeedsSubject(RuleError):
@@ -97,6 +98,7 @@ class Parsed:
     condition: Condition
     warnings: list[str]
     subject: Subject | None  # the non-price series this rule compares with a level, if any
+    position: str | None = None  # "short" when the rule's wording opens or closes a short position
 
 
 # ---------------------------------------------------------------- step 1
@@ -110,6 +112,15 @@ EXIT_ACTION = re.compile(
     r"^(?:exit|sell|get\s+out|close\s+(?:the\s+|a\s+)?(?:position|trade|long)|take\s+profits?|stop\s+out|flatten)"
     r"(?:\s+(?:the|a))?(?:\s+(?:position|trade|long))?"
     r"(?:\s+(?:on|when(?:ever)?|if|once|after|at|as\s+soon\s+as|upon))?\b\s*"
+)
+_WHEN = r"(?:\s+(?:on|when(?:ever)?|if|once|after|at|as\s+soon\s+as|upon))?\b\s*"
+SHORT_ENTRY_ACTION = re.compile(
+    r"^(?:sell\s+short|short\s+sell|short|go\s+short|open\s+(?:a\s+)?short|enter\s+(?:a\s+)?short)"
+    r"(?:\s+(?:position|trade))?" + _WHEN
+)
+COVER_ACTION = re.compile(
+    r"^(?:cover(?:\s+the\s+short)?|buy\s+to\s+cover|buy\s+back|close\s+(?:the\s+|a\s+)?short|exit\s+(?:the\s+|a\s+)?short)"
+    r"(?:\s+(?:position|trade))?" + _WHEN
 )
 FILTER_ACTION = re.compile(
     r"^(?:(?:trade\s+|enter\s+|buy\s+)?only\s+(?:trade\s+|enter\s+|buy\s+)?(?:when|if|while)|when|if|while|whenever|as\s+long\s+as|provided)\b\s*"
@@ -210,6 +221,18 @@ def _shorthand(t: str) -> str:
 
 
 def _strip_action(t: str, ctx: Context) -> str:
+    short_in, cover = SHORT_ENTRY_ACTION.match(t), COVER_ACTION.match(t)
+    if short_in and short_in.end() > 0:
+        if ctx.side == "exit":
+            raise RuleError(f"it says to sell short ('{short_in.group(0).strip()}') but the node is an exit_condition")
+        ctx.position = "short"
+        return t[short_in.end():]
+    if cover and cover.end() > 0:
+        if ctx.side != "exit":
+            raise RuleError(f"it says to cover a short ('{cover.group(0).strip()}') but the node is an {ctx.side}"
+                            + ("_condition" if ctx.side == "entry" else ""))
+        ctx.position = "short"
+        return t[cover.end():]
     entry, exit_ = ENTRY_ACTION.match(t), EXIT_ACTION.match(t)
     if ctx.side == "entry":
         if exit_ and exit_.end() > 0 and not entry:
@@ -976,7 +999,7 @@ def parse_rule_in(rule: str, side: str, timeframe: str = "1d", subject: Subject 
     if level is not None:
         series = _series(level)
         found = Subject(level, series.label, series.key)
-    return Parsed(condition, ctx.warnings, found)
+    return Parsed(condition, ctx.warnings, found, ctx.position)
 
 
 NEAR_MISS = 0.65  # difflib ratio from which the closest phrasing is taken as what the rule meant
