@@ -62,6 +62,15 @@ CASES = {
     "unknown reentry": (EXAMPLE, params(reentry="always"), "params.reentry 'always' is not supported; use one of skip, next_bar"),
     "unknown prices": (EXAMPLE, params(prices="dividends"),
                        "params.prices 'dividends' is not supported; use one of raw, total_return"),
+    "unknown direction": (EXAMPLE, params(direction="sideways"),
+                          "params.direction 'sideways' is not supported; use one of long, short, both"),
+    "a short rule in a long-only backtest": (
+        {"nodes": [{"id": "in", "type": "entry_condition", "meta": {"rules": ["Sell short when RSI(14) is above 70"]}}]},
+        params(), "params.direction node 'in' is for short positions but params.direction is long"),
+    "a short take profit of 100%": (
+        {"nodes": [{"id": "in", "type": "entry_condition", "meta": {"rules": ["Sell short when RSI(14) is above 70"]}},
+                   {"id": "tp", "type": "take_profit", "meta": {"target_pct": 150}}]},
+        params(direction="short"), "nodes[1].meta.target_pct node 'tp': a take profit of 150% on a short"),
     "the same symbol twice": (EXAMPLE, params(symbols=["BTC", "ETH", "BTC-USD"]),
                               "params.symbols[2] BTC-USD is listed twice ('BTC' and 'BTC-USD')"),
     "infinite capital": (EXAMPLE, params(initial_capital=float("inf")), "params.initial_capital"),

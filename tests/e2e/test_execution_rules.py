@@ -32,11 +32,36 @@ CASES = {
 }
 
 
+SHORTS = [
+    {"id": "short", "type": "entry_condition", "meta": {"rules": ["Sell short when price crosses below the 20-day SMA"]}},
+    {"id": "cover", "type": "exit_condition", "meta": {"rules": ["Cover when price is above the 50-day SMA"]}},
+]
+# case -> (strategy, params fields, words the analysis must contain, trade directions)
+DIRECTION_CASES = {
+    "short": ({"nodes": [*SHORTS, *STRATEGY["nodes"][2:]]}, {"direction": "short"},
+              ["Direction: short: short positions only", "Short position: stop loss 4% above the entry price"], {"short"}),
+    "both_portfolio": ({"nodes": [*STRATEGY["nodes"], *SHORTS]}, {"direction": "both", "symbols": ["BTC", "ETH"]},
+                       ["Direction: both", "Sell short when", "Short positions, mirrored"], {"long", "short"}),
+}
+DIRECTIONS = {backtest_pb2.TRADE_DIRECTION_LONG: "long", backtest_pb2.TRADE_DIRECTION_SHORT: "short"}
+
+
+@pytest.mark.parametrize("case", list(DIRECTION_CASES))
+def test_short_and_both_directions_run_end_to_end_and_by_hand_alike(client, case, tmp_path):
+    strategy, fields, words, directions = DIRECTION_CASES[case]
+    result = run_and_compare(client, strategy, fields, words, tmp_path, reasons=REASONS | {"cover"})
+    assert {DIRECTIONS[t.direction] for t in result.trades} == directions
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_rule_option_runs_end_to_end_and_by_hand_alike(client, case, tmp_path):
     fields, words = CASES[case]
+    run_and_compare(client, STRATEGY, fields, words, tmp_path)
+
+
+def run_and_compare(client, strategy, fields, words, tmp_path, reasons=REASONS):
     params = backtest_pb2.BacktestParams(**({"symbols": ["BTC"], "start_date": "2023-01-01", "end_date": "2024-06-30"} | fields))
-    execution = client.execute(STRATEGY, params)
+    execution = client.execute(strategy, params)
     events = list(client.watch(execution.id))
     assert events[-1].status == execution_pb2.EXECUTION_STATUS_COMPLETED, events[-1]
     result = client.results(execution.id).result
@@ -50,7 +75,7 @@ def test_each_rule_option_runs_end_to_end_and_by_hand_alike(client, case, tmp_pa
     assert "# Execution rules" in code
 
     assert result.metrics.trades >= 3
-    assert {t.exit_reason for t in result.trades} <= REASONS
+    assert {t.exit_reason for t in result.trades} <= reasons
     assert all(t.exit_reason == "end_of_data" for t in result.trades if t.status == backtest_pb2.TRADE_STATUS_OPEN)
     assert result.open_trades_pnl == pytest.approx(
         sum(t.pnl for t in result.trades if t.status == backtest_pb2.TRADE_STATUS_OPEN))
@@ -61,3 +86,4 @@ def test_each_rule_option_runs_end_to_end_and_by_hand_alike(client, case, tmp_pa
         (t.symbol, t.entry_time, t.exit_time, t.exit_reason) for t in result.trades]
     assert [(s["symbol"], s["time"], s["reason"]) for s in by_hand["skipped_signals"]] == [
         (s.symbol, s.time, s.reason) for s in result.skipped_signals]
+    return result
