@@ -53,6 +53,7 @@ class Plan:
     skipped: list[tuple[int, str]]  # (signal bar, reason) of entry signals that never filled
     signal_bar: dict[int, int]  # entry bar -> the bar of its signal
     short: np.ndarray | None = None  # bool per bar: the order on this bar opens or closes a short position
+    stop_fraction: dict[int, float | None] = dataclasses.field(default_factory=dict)  # entry bar -> initial stop distance / entry price
 
     def __post_init__(self):
         if self.short is None:
@@ -107,6 +108,7 @@ def plan_trades(ohlc: pd.DataFrame, sig: pd.DataFrame, rules: dict, no_cash: fro
     reasons: dict[int, str] = {}
     skipped: list[tuple[int, str]] = []
     signal_bar: dict[int, int] = {}
+    stop_fraction: dict[int, float | None] = {}
     pos = None  # the open position: fill bar, side, entry price, peak, stop distances, target level
     pending_entry = pending_exit = None  # next_open fills decided on the bar before: (bar, signal bar, side), (bar, reason)
     carried = None  # the side of an entry signal carried to this bar (reentry next_bar)
@@ -121,6 +123,8 @@ def plan_trades(ohlc: pd.DataFrame, sig: pd.DataFrame, rules: dict, no_cash: fro
         nonlocal pos
         pos = _open(bar, fill, signal, side, sig, rules)
         entries[bar], price[bar], short[bar] = True, fill, side == "short"
+        distances = ([pos["sl"] / fill] if pos["sl"] is not None else []) + ([pos["trail"]] if pos["trail"] is not None else [])
+        stop_fraction[bar] = min(distances) if distances else None  # the live (tighter) stop at the entry
 
     for i in range(n):
         if pending_entry is not None and pending_entry[0] == i:
@@ -172,7 +176,7 @@ def plan_trades(ohlc: pd.DataFrame, sig: pd.DataFrame, rules: dict, no_cash: fro
             else:
                 signal_bar[i] = i
                 open_at(i, c[i], i, side)
-    return Plan(entries, exits, price, reasons, skipped, signal_bar, short)
+    return Plan(entries, exits, price, reasons, skipped, signal_bar, short, stop_fraction)
 
 
 def _open(bar: int, entry_price: float, signal_bar: int, side: str, sig: pd.DataFrame, rules: dict) -> dict:
@@ -228,16 +232,34 @@ def _stop_or_target(pos: dict, o: float, h: float, lo: float, target_first: bool
     return None
 
 
-ORDER_ARRAYS = ("entries", "exits", "price")
-SIDED_ORDER_ARRAYS = ("long_entries", "long_exits", "short_entries", "short_exits", "price")
+def order_arrays(plans: dict[str, Plan], index: pd.Index, *names: str) -> tuple:
+    """Frames with one column per symbol of the plans' arrays ``names`` (default: entries, exits,
+    price; any of long_entries, long_exits, short_entries, short_exits too), and for the name
+    "call_seq" the call sequence of ``exits_first``."""
+    return tuple(exits_first(plans) if name == "call_seq" else
+                 pd.DataFrame({s: getattr(p, name) for s, p in plans.items()}, index=index)
+                 for name in (names or ("entries", "exits", "price")))
 
 
-def order_arrays(plans: dict[str, Plan], index: pd.Index, sided: bool = False) -> tuple:
-    """Frames with one column per symbol: entries, exits and fill prices. With ``sided``: the long
-    entries and exits, the short entries and exits, the fill prices, and the call sequence."""
-    frames = tuple(pd.DataFrame({s: getattr(p, name) for s, p in plans.items()}, index=index)
-                   for name in (SIDED_ORDER_ARRAYS if sided else ORDER_ARRAYS))
-    return (*frames, exits_first(plans)) if sided else frames
+def target_percents(plans: dict[str, Plan], index: pd.Index, params: dict) -> pd.DataFrame:
+    """vectorbt ``targetpercent`` sizes, one column per symbol: at each entry the signed fraction of
+    the equity the position takes (negative for a short), 0 at each exit (close it), NaN elsewhere.
+
+    ``position_sizing`` "equity": ``exposure``; "risk": ``risk_per_trade`` / the entry's initial
+    stop distance as a fraction of its price (the units that lose ``risk_per_trade`` of the equity
+    at the stop), at most 1 (no leverage)."""
+    out = {}
+    for symbol, plan in plans.items():
+        size = np.full(len(plan.entries), np.nan)
+        size[plan.exits] = 0.0
+        for bar in np.flatnonzero(plan.entries):
+            if params["position_sizing"] == "risk":
+                weight = min(1.0, params["risk_per_trade"] / plan.stop_fraction[int(bar)])
+            else:
+                weight = params["exposure"]
+            size[bar] = -weight if plan.short[bar] else weight
+        out[symbol] = size
+    return pd.DataFrame(out, index=index)
 
 
 def exits_first(plans: dict[str, Plan]) -> np.ndarray:

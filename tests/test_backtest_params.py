@@ -19,7 +19,7 @@ def test_defaults_fill_every_unset_field_and_the_benchmark_follows_the_first_sym
     assert p.to_proto() == backtest_pb2.BacktestParams(
         symbols=["BTC-USD"], benchmark="BTC-USD", timeframe="1d", start_date="2024-01-01", end_date="2024-12-31",
         initial_capital=10000.0, fees=0.001, slippage=0.0005, position_sizing="percent", exposure=1.0,
-        fill_at="close", stop_target_order="stop_first", reentry="skip", prices="raw", direction="long")
+        fill_at="close", stop_target_order="stop_first", reentry="skip", prices="raw", direction="long", risk_per_trade=0.01)
     q = bp.resolve(backtest_pb2.BacktestParams(symbols=["eth", "GC=F"], timeframe="Weekly"))
     assert q.symbols == ("ETH-USD", "GC=F") and q.timeframe == "1w" and q.freq == "7D"
     assert q.benchmark == "portfolio"  # several symbols: compared with the same symbols bought and held
@@ -46,7 +46,7 @@ def test_every_bad_field_is_reported_at_once_with_the_accepted_values():
     assert set(got) == {"params.symbols[0]", "params.timeframe", "params.start_date", "params.fees", "params.slippage",
                         "params.initial_capital", "params.exposure", "params.position_sizing", "params.benchmark"}
     assert got["params.timeframe"] == "'5m' is not supported; use one of 1d, 1w"
-    assert got["params.position_sizing"] == "'kelly' is not supported; use one of percent, equal"
+    assert got["params.position_sizing"] == "'kelly' is not supported; use one of percent, equal, equity, risk, fixed"
     assert got["params.fees"].startswith("must be in [0, 1)") and got["params.exposure"].startswith("must be in (0, 1]")
 
 

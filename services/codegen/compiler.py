@@ -219,6 +219,11 @@ def analyze(doc: Any, params) -> Analysis:
             analysis.sizing = meta.get("method", analysis.sizing)
             analysis.exposure = float(meta.get("exposure", analysis.exposure))
 
+    if analysis.sizing == "risk" and analysis.stop_loss is None and analysis.trailing_stop is None:
+        field = (f"nodes[{next(i for i, n in enumerate(doc['nodes']) if n['type'] == 'position_sizing')}].meta.method"
+                 if analysis.sizing_node else "params.position_sizing")
+        problems.append((field, "position_sizing risk needs a stop_loss or trailing_stop node: a trade's risk is the "
+                                "distance from its entry to its stop (or use one of percent, equal, equity, fixed)"))
     if problems:
         count = len(problems)
         raise errors.invalid_argument(
@@ -462,6 +467,8 @@ def _execution_rules(a: Analysis) -> list[RuleInfo]:
         RuleInfo("direction", EXECUTION_RULE, f"direction: {p.direction}", *direction),
         RuleInfo("prices", EXECUTION_RULE, f"prices: {p.prices}", prices[0], prices[1]),
         RuleInfo("benchmark", EXECUTION_RULE, f"benchmark: {p.benchmark}", *bench),
+        *([] if a.sizing_node else [RuleInfo("position_sizing", EXECUTION_RULE, f"position_sizing: {a.sizing}",
+                                             _sizing_words(a), _sizing_formula(a))]),
         RuleInfo("fill_at", EXECUTION_RULE, f"fill_at: {p.fill_at}", "Fill timing: " + fill[0], fill[1]),
         RuleInfo("stop_target_order", EXECUTION_RULE, f"stop_target_order: {p.stop_target_order}",
                  "Same-bar stop and target: " + order[0] + " A bar that opens past a stop or target exits at its open "
@@ -487,17 +494,34 @@ def _execution_rules(a: Analysis) -> list[RuleInfo]:
 def _sizing_words(a: Analysis) -> str:
     pct = num(_dec(a.exposure) * 100)
     n = len(a.params.symbols)
+    shared = " (one portfolio with shared cash; an entry buys less when the cash runs short)" if n > 1 else ""
     if a.sizing == "equal" and n > 1:
         return (f"Position sizing: equal weights in one portfolio with shared cash; each entry buys {pct}% of the "
                 f"initial capital / {n} symbols worth (less when the shared cash runs short).")
-    shared = " (one portfolio with shared cash)" if n > 1 else ""
+    if a.sizing == "fixed":
+        value = num(_dec(a.exposure * a.params.initial_capital))
+        return f"Position sizing: fixed cash: each entry buys {value} worth ({pct}% of the initial capital){shared}."
+    if a.sizing == "equity":
+        return (f"Position sizing: each entry takes {pct}% of the equity (cash plus open positions at the bar's prices, "
+                f"before its orders){shared}.")
+    if a.sizing == "risk":
+        risk = num(_dec(a.params.risk_per_trade) * 100)
+        return (f"Position sizing: risk {risk}% of the equity per trade: each entry buys (or sells short) the units that "
+                f"lose {risk}% of the equity if its initial stop is hit (stop distance as a fraction of the entry price: "
+                f"the tighter of the stop loss and the trailing stop), at most the whole equity (no leverage); "
+                f"slippage and fees come on top{shared}.")
     return f"Position sizing: each entry invests {pct}% of the cash available{shared}."
 
 
 def _sizing_formula(a: Analysis) -> str:
-    if a.sizing == "equal" and len(a.params.symbols) > 1:
-        return f"size = {num(_dec(a.exposure))} * initial_capital / {len(a.params.symbols)} in value per entry"
-    return f"size = {num(_dec(a.exposure))} * available cash"
+    x = num(_dec(a.exposure))
+    n = len(a.params.symbols)
+    return {
+        "equal": f"size = {x} * initial_capital / {n} in value per entry" if n > 1 else f"size = {x} * available cash",
+        "fixed": f"size = {x} * initial_capital in value per entry",
+        "equity": f"position value = {x} * equity[t]",
+        "risk": f"units = min(1, {num(_dec(a.params.risk_per_trade))} / stop_fraction) * equity[t] / entry_price",
+    }.get(a.sizing, f"size = {x} * available cash")
 
 
 def _warn(a: Analysis, longest: tuple[int, str]) -> None:

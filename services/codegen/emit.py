@@ -13,7 +13,7 @@ import re
 import textwrap
 
 from services.codegen.compiler import EXECUTION_RULE, Analysis, ConditionNode, Stop
-from services.common.backtest_params import PORTFOLIO_BENCHMARK
+from services.common.backtest_params import EQUITY_SIZINGS, PORTFOLIO_BENCHMARK
 from services.codegen.grammar.ir import Series, num
 
 INDENT = "    "
@@ -237,7 +237,13 @@ def _rules_literal(a: Analysis) -> list[str]:
     return lines
 
 
+def _costs(a: Analysis) -> str:
+    return f'init_cash=PARAMS["initial_capital"], fees=PARAMS["fees"], slippage=PARAMS["slippage"], freq="{a.params.freq}",'
+
+
 def _portfolio_call(a: Analysis, multi: bool) -> list[str]:
+    if a.sizing in EQUITY_SIZINGS:
+        return _orders_call(a, multi)
     shorts = a.params.direction != "long"
     if multi:
         data = ["    close, long_entries, long_exits," if shorts else "    close, entries, exits,"]
@@ -251,6 +257,8 @@ def _portfolio_call(a: Analysis, multi: bool) -> list[str]:
     price = "price" if multi else "plan.price"
     if multi and a.sizing == "equal":
         sizing = ['size=PARAMS["exposure"] * PARAMS["initial_capital"] / len(symbols), size_type="value",  # equal weights: each entry buys the same value']
+    elif a.sizing == "fixed":
+        sizing = ['size=PARAMS["exposure"] * PARAMS["initial_capital"], size_type="value",  # fixed cash: each entry buys this value']
     else:
         sizing = ['size=PARAMS["exposure"], size_type="percent",  # each entry invests this fraction of the cash available']
     if multi and shorts:
@@ -264,9 +272,36 @@ def _portfolio_call(a: Analysis, multi: bool) -> list[str]:
         *(["    accumulate=False, lock_cash=True,  # a short sale ties up its value in cash as a purchase does (no margin)"]
           if shorts else ['    direction="longonly", accumulate=False,']),
         *[f"    {line}" for line in sizing],
-        f'    init_cash=PARAMS["initial_capital"], fees=PARAMS["fees"], slippage=PARAMS["slippage"], freq="{a.params.freq}",',
+        f"    {_costs(a)}",
         ")",
     ]
+
+
+def _orders_call(a: Analysis, multi: bool) -> list[str]:
+    """Sizing on the equity (equity, risk): one order per planned fill with a target percent of the equity."""
+    shorts = a.params.direction != "long"
+    symbol = json.dumps(a.params.symbols[0])
+    what = ("the units that lose risk_per_trade of the equity at the initial stop" if a.sizing == "risk"
+            else "exposure of the equity")
+    lines = ["pf = vbt.Portfolio.from_orders(",
+             "    close, target_percents(plans, close.index, PARAMS)," if multi else
+             f'    ohlc["close"], target_percents(plans, ohlc.index, PARAMS)[{symbol}],',
+             f'    size_type="targetpercent",  # each entry: {what} (negative: short); 0 closes the position',
+             f"    price={'price' if multi else 'plan.price'},  # each order fills at the price the rules decided, plus slippage",
+             f'    direction="{"both" if shorts else "longonly"}",' + (" lock_cash=True,  # a short sale ties up its value in cash (no margin)" if shorts else "")]
+    if multi:
+        lines.append("    cash_sharing=True, group_by=True, call_seq=call_seq,  # one portfolio: shared cash, exits before entries on a bar")
+    return [*lines, f"    {_costs(a)}", ")"]
+
+
+def _order_arrays_line(a: Analysis) -> str:
+    if a.sizing in EQUITY_SIZINGS:
+        names = ("price", "call_seq")
+    elif a.params.direction != "long":
+        names = ("long_entries", "long_exits", "short_entries", "short_exits", "price", "call_seq")
+    else:
+        return "entries, exits, price = order_arrays(plans, close.index)"
+    return f"{', '.join(names)} = order_arrays(plans, close.index, {', '.join(json.dumps(n) for n in names)})"
 
 
 def _multi_symbol_setup(a: Analysis) -> list[str]:
@@ -335,8 +370,7 @@ def _main_function(a: Analysis) -> list[str]:
     if multi:
         plan_lines = [
             "plans = {symbol: plan_trades(ohlc[symbol], sig[symbol], RULES, frozenset(no_cash[symbol])) for symbol in symbols}",
-            ("long_entries, long_exits, short_entries, short_exits, price, call_seq = order_arrays(plans, close.index, sided=True)"
-             if p.direction != "long" else "entries, exits, price = order_arrays(plans, close.index)"),
+            _order_arrays_line(a),
         ]
     else:
         plan_lines = [
@@ -376,6 +410,7 @@ def _params_literal(a: Analysis) -> list[str]:
         "slippage": p.slippage,
         "position_sizing": a.sizing,
         "exposure": a.exposure,
+        "risk_per_trade": p.risk_per_trade,
         "warmup_bars": a.warmup_bars,
         "prices": p.prices,
         "direction": p.direction,
@@ -403,8 +438,9 @@ def emit(a: Analysis) -> str:
     imports = ["import argparse", ""]
     if uses_numpy:
         imports.append("import numpy as np")
-    imports += ["import pandas as pd", "import vectorbt as vbt", "", "from stratexec_runtime import load_prices, order_arrays, plan_trades, report, unfilled"
-                if len(a.params.symbols) > 1 else "from stratexec_runtime import load_prices, plan_trades, report, unfilled"]
+    runtime = ["load_prices", *(["order_arrays"] if len(a.params.symbols) > 1 else []), "plan_trades", "report",
+               *(["target_percents"] if a.sizing in EQUITY_SIZINGS else []), "unfilled"]
+    imports += ["import pandas as pd", "import vectorbt as vbt", "", f"from stratexec_runtime import {', '.join(runtime)}"]
     lines = [
         "#!/usr/bin/env python3",
         *_docstring(a),

@@ -69,6 +69,10 @@ def generate_sweep(doc: dict, params, ranges, max_combinations: int = 0, walk_fo
         raise errors.ApiError(grpc.StatusCode.UNIMPLEMENTED, f"sweeps of direction {base.params.direction} are not "
                               "implemented: a sweep trades long positions only; run single backtests for shorts",
                               reason="SWEEP_DIRECTION_UNIMPLEMENTED", metadata={"direction": base.params.direction})
+    if base.sizing not in ("percent", "equal"):  # the sweep sizes every entry on the cash available
+        raise errors.ApiError(grpc.StatusCode.UNIMPLEMENTED, f"sweeps with position_sizing {base.sizing} are not "
+                              "implemented: a sweep invests exposure of the cash available per entry",
+                              reason="SWEEP_SIZING_UNIMPLEMENTED", metadata={"position_sizing": base.sizing})
     parameters = parameters_mod.extract(base.doc, base.params.timeframe)
     grid = grid_mod.expand(ranges, parameters, max_combinations)
     # The longest warm-up over the grid: the largest value of every swept window.

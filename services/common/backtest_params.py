@@ -35,7 +35,11 @@ TIMEFRAMES: dict[str, tuple[str, str, tuple[str, ...]]] = {
 SIZINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "percent": ("each entry invests `exposure` of the cash available", ()),
     "equal": ("one portfolio with shared cash, equal weights", ()),
+    "equity": ("each entry takes `exposure` of the portfolio's equity", ("equity_percent",)),
+    "risk": ("each entry risks `risk_per_trade` of the equity between its entry and its stop", ()),
+    "fixed": ("each entry buys `exposure` x `initial_capital` worth", ("fixed_cash",)),
 }
+EQUITY_SIZINGS = ("equity", "risk")  # sized on the equity at the bar (vectorbt from_orders, targetpercent)
 
 # prices -> (meaning, accepted aliases); stratexec_runtime.data.adjust applies them
 PRICES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -177,6 +181,8 @@ class Params:
     position_sizing: str = choice("percent", SIZINGS)
     exposure: float = number(1.0, 0, 1, low_open=True, high_open=False,
                              meaning="the fraction of cash invested per entry")
+    risk_per_trade: float = number(0.01, 0, 1, low_open=True, high_open=False,
+                                   meaning="with position_sizing risk: the fraction of equity lost if the stop is hit")
     fill_at: str = choice("close", RULE_CHOICES["fill_at"])
     stop_target_order: str = choice("stop_first", RULE_CHOICES["stop_target_order"])
     reentry: str = choice("skip", RULE_CHOICES["reentry"])

@@ -44,7 +44,7 @@ NETWORK_MODULES = frozenset(
 )
 
 # Names a script may import from stratexec_runtime (its public API).
-RUNTIME_NAMES = frozenset({"load_prices", "report", "resolve_symbol", "compute_metrics", "plan_trades", "order_arrays", "unfilled", "sweep"})
+RUNTIME_NAMES = frozenset({"load_prices", "report", "resolve_symbol", "compute_metrics", "plan_trades", "order_arrays", "target_percents", "unfilled", "sweep"})
 
 FORBIDDEN_BUILTINS = frozenset(
     {"eval", "exec", "compile", "open", "__import__", "input", "breakpoint", "globals", "locals", "vars"}

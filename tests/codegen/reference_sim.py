@@ -95,7 +95,7 @@ def _level_hits(pos, o, h, lo, target_first):
 
 def simulate(bars: dict, entries: dict, exits: dict, *, capital=10_000.0, fees=0.001, slippage=0.0005, exposure=1.0,
              tp=None, sl=None, trail=None, max_bars=None, fill_at="close", order="stop_first", reentry="skip",
-             exit_name="exit", sizing="percent", short_entries=None, short_exits=None, short_exit_name="cover"):
+             exit_name="exit", sizing="percent", short_entries=None, short_exits=None, short_exit_name="cover", risk=0.01):
     """bars: symbol -> DataFrame (open, high, low, close) on one shared index; entries/exits: symbol -> list of bool;
     short_entries/short_exits: the same for short positions (none when omitted). One position per symbol at a
     time; a long and a short entry signal on one bar open nothing (skipped, "both_sides").
@@ -133,10 +133,16 @@ def simulate(bars: dict, entries: dict, exits: dict, *, capital=10_000.0, fees=0
         st = state[s]
         paid = fill * (1 + slippage) if side == "long" else fill * (1 - slippage)
         free = cash - 2 * sum(t.units * t.entry_fill * (1 - slippage) for t in trades if t.side == "short" and t.exit_bar is None)
+        affordable = free / (paid * (1 + fees))
         if sizing == "percent":  # this fraction of the free cash, fees included
             units = free * exposure / (paid * (1 + fees))
-        else:  # equal slots: capital / N in value at the fill price, slippage and fees on top, less when cash runs short
-            units = min(exposure * capital / len(symbols) / fill, free / (paid * (1 + fees)))
+        elif sizing == "equal":  # capital / N in value at the fill price, slippage and fees on top, less when cash runs short
+            units = min(exposure * capital / len(symbols) / fill, affordable)
+        elif sizing == "fixed":  # exposure x capital in value at the fill price
+            units = min(exposure * capital / fill, affordable)
+        else:  # a fraction of the equity at the bar's start: exposure, or risk / the stop's distance (at most all of it)
+            weight = exposure if sizing == "equity" else min(1.0, risk / min(d for d in (sl, trail) if d is not None))
+            units = min(weight * bar_value(bar) / fill, affordable)
         if units * paid <= 1e-9:
             skipped.append((s, signal_bar, "no_cash"))
             return
@@ -153,7 +159,18 @@ def simulate(bars: dict, entries: dict, exits: dict, *, capital=10_000.0, fees=0
         st["pos"] = {"bar": bar, "side": side, "entry": fill, "peak": fill,
                      "tp": None if tp is None else fill * (1 + sign * tp), "sl": None if sl is None else sl * fill, "trail": trail}
 
+    start = {}  # the bar's start: cash and the open trades (the equity "equity" and "risk" sizing read)
+
+    def bar_value(bar):
+        """Cash plus the open positions at the bar's start, each valued at its fill on this bar if it exits here,
+        else at the close."""
+        cash0, held = start[bar]
+        c = {t.symbol: cols[t.symbol]["close"][bar] for t in held}
+        return cash0 + sum((1 if t.side == "long" else -1) * t.units * (t.exit_fill if t.exit_bar == bar else c[t.symbol])
+                           for t in held)
+
     for i in range(n):
+        start[i] = (cash, [t for t in trades if t.exit_bar is None])
         for s in symbols:  # every sell of the bar comes before any buy (cash is freed first)
             st, c = state[s], cols[s]
             if st["pending_out"] is not None and st["pending_out"][0] == i:

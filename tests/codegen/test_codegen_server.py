@@ -38,7 +38,7 @@ def test_generate_code_returns_script_sha256_and_analysis(codegen_stub):
     reply = codegen_stub.GenerateCode(codegen_pb2.GenerateCodeRequest(schema=struct(EXAMPLE), params=params(symbols=["BTC"])))
     assert reply.sha256 == hashlib.sha256(reply.code.encode()).hexdigest()
     assert "entries = close <= 0.95 * sma_20" in reply.code
-    assert [r.node_id for r in reply.analysis.rules] == ["entry", "tp", "sl", "direction", "prices", "benchmark", "fill_at", "stop_target_order", "reentry", "exit_reason"]
+    assert [r.node_id for r in reply.analysis.rules] == ["entry", "tp", "sl", "direction", "prices", "benchmark", "position_sizing", "fill_at", "stop_target_order", "reentry", "exit_reason"]
     assert {r.node_type for r in reply.analysis.rules[3:]} == {"execution_rule"}
     assert reply.analysis.rules[0].formula == "close <= 0.95 * SMA(close, 20), evaluated at bar close"
     assert list(reply.analysis.symbols) == ["BTC-USD"] and reply.analysis.timeframe == "1d"
@@ -197,11 +197,17 @@ def test_a_request_over_the_size_limit_is_refused(codegen_stub):
     assert code == grpc.StatusCode.INVALID_ARGUMENT and info.reason == "REQUEST_TOO_LARGE"
 
 
-def test_a_sweep_of_a_short_strategy_is_unimplemented_and_says_so(codegen_stub):
+@pytest.mark.parametrize("fields,reason,words", [
+    ({"direction": "short"}, "SWEEP_DIRECTION_UNIMPLEMENTED", "long positions only"),
+    ({"position_sizing": "risk"}, "SWEEP_SIZING_UNIMPLEMENTED", "exposure of the cash available"),
+])
+def test_a_sweep_the_kernel_cannot_run_is_unimplemented_and_says_so(codegen_stub, fields, reason, words):
     schema = struct({"nodes": [{"id": "entry", "type": "entry_condition",
-                                "meta": {"rules": ["Sell short when price crosses below the 20-day SMA"]}}]})
+                                "meta": {"rules": ["Sell short when price crosses below the 20-day SMA"
+                                                   if fields.get("direction") else "Buy when RSI(14) is below 30"]}},
+                               {"id": "sl", "type": "stop_loss", "meta": {"stop_pct": 5}}]})
     with pytest.raises(grpc.RpcError) as caught:
-        codegen_stub.GenerateSweepCode(codegen_pb2.GenerateSweepCodeRequest(schema=schema, params=params(direction="short")))
+        codegen_stub.GenerateSweepCode(codegen_pb2.GenerateSweepCodeRequest(schema=schema, params=params(**fields)))
     code, info, _ = _details(caught.value)
-    assert code == grpc.StatusCode.UNIMPLEMENTED and info.reason == "SWEEP_DIRECTION_UNIMPLEMENTED"
-    assert "long positions only" in caught.value.details()
+    assert code == grpc.StatusCode.UNIMPLEMENTED and info.reason == reason
+    assert words in caught.value.details()

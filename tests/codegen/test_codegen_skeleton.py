@@ -20,7 +20,7 @@ CROSSOVER_BARS = {"nodes": [{"id": "entry", "type": "entry_condition", "meta": {
 def test_example_analysis_states_each_rule_exactly():
     _, analysis = generate(EXAMPLE)
     entry, tp, sl, *execution = analysis.rules
-    assert [r.node_id for r in execution] == ["direction", "prices", "benchmark", "fill_at", "stop_target_order", "reentry", "exit_reason"]
+    assert [r.node_id for r in execution] == ["direction", "prices", "benchmark", "position_sizing", "fill_at", "stop_target_order", "reentry", "exit_reason"]
     assert (entry.node_id, entry.node_type) == ("entry", "entry_condition")
     assert entry.rule == "Enter on a 5% price drop from the 20-day moving average"
     assert entry.formula == "close <= 0.95 * SMA(close, 20), evaluated at bar close"

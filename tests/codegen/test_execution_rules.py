@@ -273,3 +273,38 @@ def test_a_short_strategy_reads_its_rules_as_shorts_in_the_analysis_and_the_scri
     assert "sell short when" in analysis.summary and "cover when" in analysis.summary
     assert "short_entries=plan.short_entries, short_exits=plan.short_exits," in code and "lock_cash=True" in code
     assert '"direction": "short",' in code and "# - Direction: short: short positions only" in code
+
+
+SIZING_CASES = {
+    # name: (symbols, direction, params, stop nodes, reference options)
+    "fixed_one_symbol": (["BTC-USD"], "long", {"position_sizing": "fixed", "exposure": 0.3}, stops(sl=6),
+                         dict(sizing="fixed", exposure=0.3, sl=0.06)),
+    "fixed_portfolio_both": (["BTC-USD", "ETH-USD"], "both", {"position_sizing": "fixed", "exposure": 0.4}, stops(sl=6, tp=10),
+                             dict(sizing="fixed", exposure=0.4, sl=0.06, tp=0.10)),
+    "equity_portfolio": (["BTC-USD", "ETH-USD"], "long", {"position_sizing": "equity", "exposure": 0.5}, stops(trail=9),
+                         dict(sizing="equity", exposure=0.5, trail=0.09)),
+    "risk_one_symbol_next_open": (["BTC-USD"], "long", {"position_sizing": "risk", "risk_per_trade": 0.02, "fill_at": "next_open"},
+                                  stops(sl=5), dict(sizing="risk", risk=0.02, sl=0.05, fill_at="next_open")),
+    "risk_portfolio_both_stop_and_trail": (["BTC-USD", "ETH-USD"], "both", {"position_sizing": "risk", "risk_per_trade": 0.03},
+                                           stops(sl=8, trail=6), dict(sizing="risk", risk=0.03, sl=0.08, trail=0.06)),
+}
+
+
+@pytest.mark.parametrize("name", list(SIZING_CASES))
+def test_each_allocation_matches_the_reference_loop(name, tmp_path):
+    symbols, direction, extra, nodes, ref_opts = SIZING_CASES[name]
+    shorts = [SHORT_IN, COVER] if direction == "both" else []
+    _, analysis, pf = run_script({"nodes": [ENTRY, EXIT, *shorts, *nodes]}, tmp_path, symbols, direction=direction, **extra)
+    long_frames = {s: reference_signals(s) for s in symbols}
+    short_frames = {s: reference_short_signals(s) for s in symbols} if shorts else None
+    ref_trades, ref_equity, ref_skipped = reference_sim.simulate(
+        {s: f[0] for s, f in long_frames.items()}, {s: f[1] for s, f in long_frames.items()},
+        {s: f[2] for s, f in long_frames.items()}, exit_name="below50",
+        short_entries=short_frames and {s: f[0] for s, f in short_frames.items()},
+        short_exits=short_frames and {s: f[1] for s, f in short_frames.items()}, **ref_opts)
+    assert len(ref_trades) > 15
+    result = build_result(pf, None, 10_000.0, symbols, LAST_PLANS["plans"])
+    check_against_reference(pf, symbols, result, ref_trades, ref_equity)
+    assert sorted((s["symbol"], s["reason"]) for s in result["skipped_signals"]) == sorted((s, r) for s, _, r in ref_skipped)
+    said = {r.node_id: r.interpretation for r in analysis.rules}
+    assert said["position_sizing"].startswith("Position sizing:")

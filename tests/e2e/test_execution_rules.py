@@ -20,6 +20,7 @@ STRATEGY = {"nodes": [
     {"id": "trail", "type": "trailing_stop", "meta": {"trail_pct": 8}},
 ]}
 REASONS = {"tp", "sl", "trail", "below50", "end_of_data"}
+DIRECTIONS = {backtest_pb2.TRADE_DIRECTION_LONG: "long", backtest_pb2.TRADE_DIRECTION_SHORT: "short"}
 
 # case -> (params fields, words the analysis must contain)
 CASES = {
@@ -30,8 +31,6 @@ CASES = {
     "portfolio_next_open": ({"fill_at": "next_open", "symbols": ["BTC", "ETH"], "position_sizing": "equal"},
                             ["fills at the open of the next bar"]),
 }
-
-
 SHORTS = [
     {"id": "short", "type": "entry_condition", "meta": {"rules": ["Sell short when price crosses below the 20-day SMA"]}},
     {"id": "cover", "type": "exit_condition", "meta": {"rules": ["Cover when price is above the 50-day SMA"]}},
@@ -40,10 +39,16 @@ SHORTS = [
 DIRECTION_CASES = {
     "short": ({"nodes": [*SHORTS, *STRATEGY["nodes"][2:]]}, {"direction": "short"},
               ["Direction: short: short positions only", "Short position: stop loss 4% above the entry price"], {"short"}),
-    "both_portfolio": ({"nodes": [*STRATEGY["nodes"], *SHORTS]}, {"direction": "both", "symbols": ["BTC", "ETH"]},
-                       ["Direction: both", "Sell short when", "Short positions, mirrored"], {"long", "short"}),
 }
-DIRECTIONS = {backtest_pb2.TRADE_DIRECTION_LONG: "long", backtest_pb2.TRADE_DIRECTION_SHORT: "short"}
+# case -> (params fields, words the analysis must contain)
+SIZING_CASES = {
+    "risk": ({"position_sizing": "risk", "risk_per_trade": 0.02}, ["risk 2% of the equity per trade"]),
+    "equity_portfolio_both": ({"position_sizing": "equity", "exposure": 0.5, "symbols": ["BTC", "ETH"], "direction": "both"},
+                              ["each entry takes 50% of the equity", "Direction: both", "Sell short when",
+                               "Short positions, mirrored"]),
+    "fixed_portfolio": ({"position_sizing": "fixed", "exposure": 0.25, "symbols": ["BTC", "ETH"]},
+                        ["fixed cash: each entry buys 2500 worth"]),
+}
 
 
 @pytest.mark.parametrize("case", list(DIRECTION_CASES))
@@ -51,6 +56,23 @@ def test_short_and_both_directions_run_end_to_end_and_by_hand_alike(client, case
     strategy, fields, words, directions = DIRECTION_CASES[case]
     result = run_and_compare(client, strategy, fields, words, tmp_path, reasons=REASONS | {"cover"})
     assert {DIRECTIONS[t.direction] for t in result.trades} == directions
+
+
+@pytest.mark.parametrize("case", list(SIZING_CASES))
+def test_each_allocation_runs_end_to_end_and_by_hand_alike(client, case, tmp_path):
+    fields, words = SIZING_CASES[case]
+    strategy = {"nodes": [*STRATEGY["nodes"], *SHORTS]} if fields.get("direction") == "both" else STRATEGY
+    result = run_and_compare(client, strategy, fields, words, tmp_path, reasons=REASONS | {"cover"})
+    before = {p.time: result.equity[i - 1].value if i else 10_000.0 for i, p in enumerate(result.equity)}
+    values = [t.entry_price * t.size for t in result.trades]  # entry prices include the slippage
+    if case == "risk":  # the stop 4% is the tighter one: 2% / 4% = half the equity before the entry bar
+        assert [v / before[t.entry_time] for v, t in zip(values, result.trades)] == pytest.approx([0.5 * 1.0005] * len(values))
+    if case == "fixed_portfolio":  # 0.25 x 10,000 worth at the close, the slippage on top; less only when cash runs short
+        assert all(v <= 2500 * 1.0005 * (1 + 1e-9) for v in values) and values.count(pytest.approx(2500 * 1.0005)) >= len(values) // 2
+    if fields.get("direction") == "both":
+        assert {(t.symbol, DIRECTIONS[t.direction]) for t in result.trades} == {
+            (s, d) for s in ("BTC-USD", "ETH-USD") for d in ("long", "short")}
+    assert len(values) >= 3
 
 
 @pytest.mark.parametrize("case", list(CASES))

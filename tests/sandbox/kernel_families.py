@@ -43,6 +43,10 @@ FAMILIES = {
     "one-column-short": ([SHORT_IN, COVER, TP_7, STOP_8], dict(ONE, direction="short")),
     "one-column-both-directions": ([CROSS_IN, CROSS_OUT, SHORT_IN, COVER, TRAIL_10], dict(ONE, direction="both")),
     "several-columns-both-directions": ([CROSS_IN, CROSS_OUT, SHORT_IN, COVER, STOP_8], dict(TWO, direction="both")),
+    "one-column-risk-sizing": ([DIP, STOP_8, TRAIL_10], dict(ONE, position_sizing="risk", risk_per_trade=0.02)),
+    "several-columns-equity-sizing-both": ([CROSS_IN, CROSS_OUT, SHORT_IN, COVER, STOP_8],
+                                           dict(TWO, direction="both", position_sizing="equity", exposure=0.5)),
+    "several-columns-fixed-cash": ([CROSS_IN, CROSS_OUT, STOP_8], dict(TWO, position_sizing="fixed", exposure=0.3)),
     "several-columns-both-equal-value": ([CROSS_IN, CROSS_OUT, SHORT_IN, COVER, STOP_8, EQUAL], dict(TWO, direction="both")),
 }
 
