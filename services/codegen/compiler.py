@@ -99,6 +99,7 @@ class Analysis:
     sizing_node: str | None = None
     sizing: str = ""  # the resolved params.position_sizing unless a position_sizing node overrides it
     exposure: float = 0.0  # the resolved params.exposure unless a position_sizing node overrides it
+    risk_per_trade: float = 0.0  # the resolved params.risk_per_trade unless a position_sizing node overrides it
     rules: list[RuleInfo] = dataclasses.field(default_factory=list)
     custom: list[tuple[str, Series, str]] = dataclasses.field(default_factory=list)  # (node id, series, expression)
     indicators: list[str] = dataclasses.field(default_factory=list)
@@ -147,7 +148,8 @@ def analyze(doc: Any, params) -> Analysis:
     """Check the schema and the params, then interpret every node."""
     doc = _plain(schema_mod.validate(doc))
     p = backtest_params.resolve(params)
-    analysis = Analysis(params=p, condition_nodes=[], sizing=p.position_sizing, exposure=p.exposure, doc=doc)
+    analysis = Analysis(params=p, condition_nodes=[], sizing=p.position_sizing, exposure=p.exposure,
+                        risk_per_trade=p.risk_per_trade, doc=doc)
     problems: list[tuple[str, str]] = []
     first_problem: dict[str, str] = {}
     customs: dict[str, Series] = {}
@@ -218,6 +220,7 @@ def analyze(doc: Any, params) -> Analysis:
             analysis.sizing_node = node_id
             analysis.sizing = meta.get("method", analysis.sizing)
             analysis.exposure = float(meta.get("exposure", analysis.exposure))
+            analysis.risk_per_trade = float(meta.get("risk_per_trade", analysis.risk_per_trade))
 
     if analysis.sizing == "risk" and analysis.stop_loss is None and analysis.trailing_stop is None:
         field = (f"nodes[{next(i for i, n in enumerate(doc['nodes']) if n['type'] == 'position_sizing')}].meta.method"
@@ -505,7 +508,7 @@ def _sizing_words(a: Analysis) -> str:
         return (f"Position sizing: each entry takes {pct}% of the equity (cash plus open positions at the bar's prices, "
                 f"before its orders){shared}.")
     if a.sizing == "risk":
-        risk = num(_dec(a.params.risk_per_trade) * 100)
+        risk = num(_dec(a.risk_per_trade) * 100)
         return (f"Position sizing: risk {risk}% of the equity per trade: each entry buys (or sells short) the units that "
                 f"lose {risk}% of the equity if its initial stop is hit (stop distance as a fraction of the entry price: "
                 f"the tighter of the stop loss and the trailing stop), at most the whole equity (no leverage); "
@@ -520,7 +523,7 @@ def _sizing_formula(a: Analysis) -> str:
         "equal": f"size = {x} * initial_capital / {n} in value per entry" if n > 1 else f"size = {x} * available cash",
         "fixed": f"size = {x} * initial_capital in value per entry",
         "equity": f"position value = {x} * equity[t]",
-        "risk": f"units = min(1, {num(_dec(a.params.risk_per_trade))} / stop_fraction) * equity[t] / entry_price",
+        "risk": f"units = min(1, {num(_dec(a.risk_per_trade))} / stop_fraction) * equity[t] / entry_price",
     }.get(a.sizing, f"size = {x} * available cash")
 
 
@@ -540,11 +543,15 @@ def _warn(a: Analysis, longest: tuple[int, str]) -> None:
             a.warnings.append(f"params.direction is both but no entry_condition is for {side} positions: no {side} trade opens")
     if not (a.nodes_of("exit_condition") or tp or sl or a.trailing_stop or a.time_exit):
         a.warnings.append("nothing closes a position (no exit_condition, take_profit, stop_loss, trailing_stop or time_exit): a trade stays open to the end")
-    if a.sizing_node and (a.sizing != p.position_sizing or a.exposure != p.exposure):
-        a.warnings.append(
-            f"node '{a.sizing_node}' (position_sizing) overrides the request's position_sizing={p.position_sizing}, "
-            f"exposure={num(_dec(p.exposure))} with {a.sizing}, exposure={num(_dec(a.exposure))}"
-        )
+    if a.sizing_node:
+        pairs = {"position_sizing": (p.position_sizing, a.sizing), "exposure": (p.exposure, a.exposure),
+                 "risk_per_trade": (p.risk_per_trade, a.risk_per_trade)}
+        changed = {name: [v if isinstance(v, str) else num(_dec(v)) for v in pair]
+                   for name, pair in pairs.items() if pair[0] != pair[1]}
+        if changed:
+            a.warnings.append(f"node '{a.sizing_node}' (position_sizing) overrides the request's "
+                              + ", ".join(f"{name}={was}" for name, (was, _) in changed.items()) + " with "
+                              + ", ".join(f"{name}={now}" for name, (_, now) in changed.items()))
     if a.sizing == "equal" and len(p.symbols) == 1:
         a.warnings.append("position_sizing 'equal' with one symbol is the same as 'percent'")
 

@@ -410,7 +410,7 @@ def _params_literal(a: Analysis) -> list[str]:
         "slippage": p.slippage,
         "position_sizing": a.sizing,
         "exposure": a.exposure,
-        "risk_per_trade": p.risk_per_trade,
+        "risk_per_trade": a.risk_per_trade,
         "warmup_bars": a.warmup_bars,
         "prices": p.prices,
         "direction": p.direction,

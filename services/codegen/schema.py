@@ -121,7 +121,8 @@ META = {
     },
     "position_sizing": {
         "type": "object", "additionalProperties": False, "minProperties": 1,
-        "properties": {"method": {"enum": list(SIZINGS)}, "exposure": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}},
+        "properties": {"method": {"enum": list(SIZINGS)}, "exposure": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                       "risk_per_trade": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}},
     },
 }
 ONE_OF_HELP = {

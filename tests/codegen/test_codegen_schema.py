@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from services.codegen import compiler
+from services.codegen.emit import emit
 from services.codegen.schema import STRATEGY_SCHEMA
 from services.common.errors import ApiError
 from tests.codegen.conftest import EXAMPLE, params
@@ -107,3 +108,15 @@ def test_position_sizing_node_overrides_params_with_a_warning():
     a = compiler.analyze(doc, params(exposure=1.0))
     assert a.exposure == 0.25 and any("overrides" in w for w in a.warnings)
     assert [r.formula for r in a.rules if r.node_id == "size"] == ["size = 0.25 * available cash"]
+
+
+def test_a_risk_sizing_node_sets_its_own_risk_per_trade_and_the_script_uses_it():
+    doc = {"nodes": [ENTRY, {"id": "sl", "type": "stop_loss", "meta": {"stop_pct": 5}},
+                     {"id": "size", "type": "position_sizing", "meta": {"method": "risk", "risk_per_trade": 0.02}}]}
+    a = compiler.analyze(doc, params())
+    assert (a.sizing, a.risk_per_trade) == ("risk", 0.02)
+    assert ("node 'size' (position_sizing) overrides the request's position_sizing=percent, risk_per_trade=0.01 "
+            "with position_sizing=risk, risk_per_trade=0.02") in a.warnings
+    assert [r.formula for r in a.rules if r.node_id == "size"] == [
+        "units = min(1, 0.02 / stop_fraction) * equity[t] / entry_price"]
+    assert '"risk_per_trade": 0.02' in emit(a)

@@ -281,6 +281,8 @@ SIZING_CASES = {
                          dict(sizing="fixed", exposure=0.3, sl=0.06)),
     "fixed_portfolio_both": (["BTC-USD", "ETH-USD"], "both", {"position_sizing": "fixed", "exposure": 0.4}, stops(sl=6, tp=10),
                              dict(sizing="fixed", exposure=0.4, sl=0.06, tp=0.10)),
+    "equity_one_symbol_both": (["BTC-USD"], "both", {"position_sizing": "equity", "exposure": 0.8}, stops(sl=7),
+                               dict(sizing="equity", exposure=0.8, sl=0.07)),
     "equity_portfolio": (["BTC-USD", "ETH-USD"], "long", {"position_sizing": "equity", "exposure": 0.5}, stops(trail=9),
                          dict(sizing="equity", exposure=0.5, trail=0.09)),
     "risk_one_symbol_next_open": (["BTC-USD"], "long", {"position_sizing": "risk", "risk_per_trade": 0.02, "fill_at": "next_open"},

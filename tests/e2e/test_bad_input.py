@@ -71,6 +71,11 @@ CASES = {
         {"nodes": [{"id": "in", "type": "entry_condition", "meta": {"rules": ["Sell short when RSI(14) is above 70"]}},
                    {"id": "tp", "type": "take_profit", "meta": {"target_pct": 150}}]},
         params(direction="short"), "nodes[1].meta.target_pct node 'tp': a take profit of 150% on a short"),
+    "risk sizing without a stop": (
+        {"nodes": [{"id": "in", "type": "entry_condition", "meta": {"rules": ["Buy when RSI(14) is below 30"]}}]},
+        params(position_sizing="risk"), "params.position_sizing position_sizing risk needs a stop_loss or trailing_stop node"),
+    "unknown position_sizing": (EXAMPLE, params(position_sizing="kelly"), "params.position_sizing 'kelly' is not supported"),
+    "risk_per_trade over 1": (EXAMPLE, params(position_sizing="risk", risk_per_trade=1.5), "params.risk_per_trade"),
     "the same symbol twice": (EXAMPLE, params(symbols=["BTC", "ETH", "BTC-USD"]),
                               "params.symbols[2] BTC-USD is listed twice ('BTC' and 'BTC-USD')"),
     "infinite capital": (EXAMPLE, params(initial_capital=float("inf")), "params.initial_capital"),
