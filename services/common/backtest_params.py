@@ -180,7 +180,7 @@ class Params:
     slippage: float = number(0.0005, 0, 1, meaning="a fraction of the price (0.0005 = 0.05%)")
     position_sizing: str = choice("percent", SIZINGS)
     exposure: float = number(1.0, 0, 1, low_open=True, high_open=False,
-                             meaning="the fraction of cash invested per entry")
+                             meaning="the fraction position_sizing uses per entry: of the cash (percent), the equity (equity), the initial capital (fixed, equal)")
     risk_per_trade: float = number(0.01, 0, 1, low_open=True, high_open=False,
                                    meaning="with position_sizing risk: the fraction of equity lost if the stop is hit")
     fill_at: str = choice("close", RULE_CHOICES["fill_at"])
