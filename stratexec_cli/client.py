@@ -46,10 +46,11 @@ class Client:
         except grpc.RpcError as exc:
             raise ClientError(exc, self.address) from None
 
-    def execute(self, schema: dict, params: backtest_pb2.BacktestParams, request_id: str | None = None):
+    def execute(self, schema: dict, params: backtest_pb2.BacktestParams, request_id: str | None = None, name: str = ""):
         body = struct_pb2.Struct()
         body.update(schema)
-        request = execution_pb2.ExecuteStrategyRequest(schema=body, params=params, request_id=request_id or str(uuid.uuid4()))
+        request = execution_pb2.ExecuteStrategyRequest(schema=body, params=params, request_id=request_id or str(uuid.uuid4()),
+                                                       name=name)
         return self._call(self.executions.ExecuteStrategy, request).execution
 
     def get(self, execution_id: str):

@@ -191,7 +191,7 @@ def compare_command(client: Client, args) -> int:
     from stratexec_cli import export
 
     results = [client.results(execution_id).result for execution_id in args.execution_ids]
-    labels = [execution_id[:8] for execution_id in args.execution_ids]
+    labels = [client.get(execution_id).name or execution_id[:8] for execution_id in args.execution_ids]
     if args.json:
         print(json.dumps({eid: json.loads(_json(r.metrics, one_line=True)) for eid, r in zip(args.execution_ids, results)}))
         return 0
@@ -215,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("strategy", help="strategy JSON file")
     add_param_flags(run)
     run.add_argument("--request-id", help="idempotency key (default: a new one)")
+    run.add_argument("--name", default="", help="a name for the execution, shown by list, status, compare and report")
     run.add_argument("--watch", action="store_true", help="follow the execution, then show its results")
     explainer = sub.add_parser("explain", parents=[common], help="print every rule's interpretation as a formula, before anything runs",
                                description="Analyse a strategy file (in this process, or with --codegen ADDR by the "
@@ -290,7 +291,7 @@ def _dispatch(client: Client, args) -> int:
         params = _params(args)
         for warning in cost_warnings(params):
             print(warning, file=sys.stderr)
-        execution = client.execute(schema, params, args.request_id)
+        execution = client.execute(schema, params, args.request_id, args.name)
         if not args.watch:
             print(_json(execution) if args.json else execution.id)
             return 0
@@ -306,7 +307,8 @@ def _dispatch(client: Client, args) -> int:
         if args.json:
             print(_json(execution))
         else:
-            print(f"{execution.id}  {render.status_name(execution.status)}  {execution.error_message}".rstrip())
+            print("  ".join(filter(None, [execution.id, render.status_name(execution.status), execution.name and repr(execution.name),
+                                          execution.error_message])))
             for line in render.analysis_lines(execution):
                 print(line)
     elif args.command == "code":

@@ -112,9 +112,9 @@ def executions_table(executions, metrics: dict[str, backtest_pb2.Metrics] | None
         m = metrics.get(e.id)
         figures = ([f"{m.total_return:+.2f}%", f"{m.sharpe_ratio:.2f}" if m.HasField("sharpe_ratio") else "n/a",
                     str(m.trades)] if m else ["", "", ""])
-        rows.append([e.id, status_name(e.status), created, elapsed, ",".join(e.params.symbols),
+        rows.append([e.id, e.name, status_name(e.status), created, elapsed, ",".join(e.params.symbols),
                      f"{e.params.start_date}..{e.params.end_date}", e.params.timeframe, *figures, strategy_summary(e)])
-    return table(["ID", "STATUS", "CREATED (UTC)", "TOOK", "SYMBOLS", "RANGE", "TF", "RETURN", "SHARPE", "TRADES",
+    return table(["ID", "NAME", "STATUS", "CREATED (UTC)", "TOOK", "SYMBOLS", "RANGE", "TF", "RETURN", "SHARPE", "TRADES",
                   "STRATEGY"], rows)
 
 

@@ -266,9 +266,9 @@ def render_html(execution: execution_pb2.Execution, reply: execution_pb2.GetBack
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>stratexec report {esc(execution.id)}</title>",
+        f"<title>stratexec report {esc(execution.name or execution.id)}</title>",
         f"<style>{STYLE}</style></head><body>",
-        "<h1>Backtest report</h1>",
+        f"<h1>Backtest report{': ' + esc(execution.name) if execution.name else ''}</h1>",
         f'<p class="summary">{esc(insights.summary)}</p>',
         f'<p class="muted">Execution <code>{esc(execution.id)}</code> · {esc(render.status_name(execution.status))} · '
         f"created {esc(created)}{esc(took)} · strategy <code>{esc(execution.strategy_id)}</code> · backtest run "

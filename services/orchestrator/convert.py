@@ -51,6 +51,7 @@ def execution(row: StrategyExecution, logs: list[str] | None = None) -> executio
         insights=insights.to_proto(row.agent_insights),
         params=backtest_pb2.BacktestParams.FromString(row.params_pb),
         request_id=row.request_id or "",
+        name=row.name or "",
     )
     if row.error_pb:
         msg.error.CopyFrom(status_pb2.Status.FromString(row.error_pb))

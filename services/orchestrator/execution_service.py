@@ -23,6 +23,7 @@ from stratexec.orchestrator.v1 import execution_pb2, execution_pb2_grpc
 
 CANCEL_WAIT_S = 10.0
 QUEUE_FULL_RETRY_S = 10.0  # the RetryInfo of a RESOURCE_EXHAUSTED for a full per-user queue
+MAX_NAME = 200  # characters in an execution's name (the column's width)
 
 
 def request_digest(request: execution_pb2.ExecuteStrategyRequest) -> str:
@@ -79,6 +80,10 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             bad.append(("strategy_id", "give a stored strategy_id or an inline schema"))
         if len(request.request_id) > 128:
             bad.append(("request_id", "at most 128 characters"))
+        if len(request.name) > MAX_NAME:
+            bad.append(("name", f"at most {MAX_NAME} characters (it has {len(request.name)})"))
+        elif any(not ch.isprintable() for ch in request.name):
+            bad.append(("name", "no control characters (such as a newline or a tab)"))
         if has_schema:
             bad.extend(struct_limits.problems(request.schema, "schema"))
         if bad:
@@ -121,7 +126,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         row, created = await asyncio.to_thread(
             self.repo.create_execution, user, params.SerializeToString(), request.request_id,
             request.strategy_id or None, new_strategy, first_event, compiled.SerializeToString(),
-            request_sha256=digest,
+            request_sha256=digest, name=request.name.strip(),
         )
         if not created:  # a concurrent request with the same request_id stored first
             return execution_pb2.ExecuteStrategyResponse(execution=await self._retried(row, digest))

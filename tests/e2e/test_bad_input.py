@@ -121,6 +121,22 @@ def test_dates_outside_the_data_are_invalid_naming_the_available_range(orchestra
     assert "BTC-USD has data from 2014-09-17 to 2026-06-29" in failure.value.status.message
 
 
+@pytest.mark.parametrize("name,words", [("x" * 201, "at most 200 characters (it has 201)"),
+                                        ("two\nlines", "no control characters")])
+def test_a_bad_execution_name_is_invalid_argument_on_name_and_nothing_is_stored(orchestrator_addr, name, words):
+    client = Client(orchestrator_addr, user=USER)
+    before = [e.id for e in client.list(page_size=500).executions]
+    with pytest.raises(ClientError) as failure:
+        client.execute(EXAMPLE, params(), name=name)
+    status = failure.value.status
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0], status.message
+    bad = error_details_pb2.BadRequest()
+    next(d for d in status.details if d.Is(bad.DESCRIPTOR)).Unpack(bad)
+    [violation] = bad.field_violations
+    assert violation.field == "name" and words in violation.description, violation
+    assert [e.id for e in client.list(page_size=500).executions] == before
+
+
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_bad_input_is_invalid_argument_with_a_field_violation_and_nothing_is_stored(orchestrator_addr, case):
     schema, bad_params, mentioned = CASES[case]

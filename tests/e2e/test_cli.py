@@ -189,7 +189,7 @@ def test_list_shows_a_table_and_json(orchestrator_addr, finished_example):
     proc = cli(orchestrator_addr, "list", "--page-size", "500")
     assert proc.returncode == 0, proc.stderr
     header, rule, *rows = proc.stdout.splitlines()
-    assert header.split()[:3] == ["ID", "STATUS", "CREATED"]
+    assert header.split()[:4] == ["ID", "NAME", "STATUS", "CREATED"]
     assert set(rule.replace(" ", "")) == {"-"}
     row = next(r for r in rows if r.startswith(execution_id))
     assert row.split()[1] == "completed"

@@ -66,3 +66,28 @@ def test_json_results_keep_zero_valued_metrics(orchestrator_addr):
     assert metrics["trades"] == 0 and metrics["total_return"] == 0 and metrics["max_drawdown"] == 0
     optional = {f.name for f in backtest_pb2.Metrics.DESCRIPTOR.fields if f.has_presence}
     assert {f.name for f in backtest_pb2.Metrics.DESCRIPTOR.fields} - optional <= set(metrics)
+
+
+def test_a_named_execution_shows_its_name_in_status_list_compare_and_the_report(orchestrator_addr, finished_example, tmp_path):
+    (tmp_path / "never.json").write_text(json.dumps(NEVER))
+    name = "RSI below 1, never trades"
+    proc = cli(orchestrator_addr, "run", str(tmp_path / "never.json"), "--symbols", "BTC", "--start", "2024-01-01",
+               "--end", "2024-12-31", "--name", name)
+    assert proc.returncode == 0, proc.stderr
+    named = proc.stdout.strip()
+    client = Client(orchestrator_addr)
+    list(client.watch(named))
+    assert client.get(named).name == name
+
+    status = cli(orchestrator_addr, "status", named)
+    assert status.stdout.splitlines()[0] == f"{named}  completed  {name!r}"
+    listed = cli(orchestrator_addr, "list", "--page-size", "500").stdout.splitlines()
+    assert listed[0].split()[:3] == ["ID", "NAME", "STATUS"]
+    assert any(row.startswith(f"{named}  {name}  completed") for row in listed[2:])
+    first, _ = finished_example  # unnamed: its id stands for it
+    compared = cli(orchestrator_addr, "compare", first, named, "--html", str(tmp_path / "c.html"))
+    assert compared.stdout.splitlines()[0].split("  ")[-1].strip() == name
+    assert [t["name"] for t in figure_data((tmp_path / "c.html").read_text())] == [first[:8], name]
+    report = cli(orchestrator_addr, "report", named, "--html", str(tmp_path / "r.html"))
+    assert report.returncode == 0, report.stderr
+    assert f"<h1>Backtest report: {name}</h1>" in (tmp_path / "r.html").read_text(encoding="utf-8")

@@ -39,6 +39,7 @@ class StrategyExecution(Base):
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     # sha256 of the request without its request_id: a reused request_id must come with the same body (AIP-155)
     request_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the client's name for it
     status: Mapped[str] = mapped_column(String(32))
     params_pb: Mapped[bytes] = mapped_column(LargeBinary)  # stratexec.backtest.v1.BacktestParams
     generated_code: Mapped[str | None] = mapped_column(Text, nullable=True)

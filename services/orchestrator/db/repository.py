@@ -139,6 +139,7 @@ class Repository:
         first_event: Callable[[StrategyExecution, int], tuple[str, str, str, bytes]],
         compiled_pb: bytes | None = None,
         request_sha256: str | None = None,
+        name: str = "",
     ) -> tuple[StrategyExecution, bool]:
         """Insert the execution (and an inline strategy) with its QUEUED event and
         its compilation (a codegen GenerateCodeResponse, made once at submit).
@@ -153,8 +154,9 @@ class Repository:
         try:
             with self.sessions.begin() as s:
                 if new_strategy is not None:
-                    name, schema = new_strategy
-                    strategy = Strategy(id=new_id(), user_id=user_id, name=name, schema_json=schema, created_at=utcnow())
+                    strategy_name, schema = new_strategy
+                    strategy = Strategy(id=new_id(), user_id=user_id, name=strategy_name, schema_json=schema,
+                                        created_at=utcnow())
                     s.add(strategy)
                     s.flush()
                     strategy_id = strategy.id
@@ -164,6 +166,7 @@ class Repository:
                     user_id=user_id,
                     request_id=request_id or None,
                     request_sha256=request_sha256 if request_id else None,
+                    name=name or None,
                     status="QUEUED",
                     params_pb=params_pb,
                     compiled_pb=compiled_pb,
