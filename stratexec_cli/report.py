@@ -7,7 +7,9 @@ figure with plotly.js embedded (no network needed to open it):
 1. equity of the strategy against the benchmark (linear or log scale);
 2. drawdown, V / cummax(V) - 1, of both;
 3. one price chart per traded symbol with entry and exit markers, a dotted
-   line from each entry to its exit;
+   line from each entry to its exit, the indicators its rules read and the
+   stop and target levels of each position; indicators in other units
+   (RSI, MACD, ...) on panes under it (``report_lines``);
 
 then the analysis panels of ``report_panels`` (monthly-returns heatmap,
 yearly returns, rolling Sharpe and volatility, the returns distribution, the
@@ -32,7 +34,7 @@ from plotly.subplots import make_subplots
 
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2
-from stratexec_cli import render, report_panels
+from stratexec_cli import render, report_lines, report_panels
 from stratexec_runtime.data import read_price_csv, resample, resolve_symbol
 from stratexec_runtime.metrics import drawdown_pct
 
@@ -149,12 +151,27 @@ def build_figure(execution: execution_pb2.Execution, result: backtest_pb2.Backte
         else:
             prices[symbol] = frame
     price_symbols = [s for s in symbols if s in prices]
+    lines_of: dict[str, list[backtest_pb2.ChartLine]] = {}
+    for line in result.lines:
+        lines_of.setdefault(trade_symbol(line, symbols), []).append(line)
+    on_price, panes = {}, {}
+    for symbol in symbols:
+        close = float(prices[symbol]["close"].median()) if symbol in prices else None
+        on_price[symbol], panes[symbol] = report_lines.placed(lines_of.get(symbol, []), close)
 
-    rows = 2 + len(price_symbols)
-    titles = ["Equity: strategy vs benchmark", "Drawdown (V / cummax(V) - 1)"] + [f"{s} price and trades" for s in price_symbols]
+    # rows: equity, drawdown, then per symbol its price chart (if its prices are here) and its indicator panes
+    symbol_rows = []
+    for symbol in symbols:
+        if symbol in prices:
+            symbol_rows.append((f"{symbol} price and trades", 1.0, symbol, None))
+        symbol_rows += [(f"{symbol} " + ", ".join(line.name for line in pane), 0.45, symbol, pane) for pane in panes[symbol]]
+    rows = 2 + len(symbol_rows)
+    weight = sum(w for _, w, _, _ in symbol_rows) or 1.0
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.06 if rows <= 3 else 0.04,
-                        row_heights=[0.38, 0.18] + [0.44 / max(1, len(price_symbols))] * len(price_symbols),
-                        subplot_titles=titles)
+                        row_heights=[0.38, 0.18] + [0.44 * w / weight for _, w, _, _ in symbol_rows],
+                        subplot_titles=["Equity: strategy vs benchmark", "Drawdown (V / cummax(V) - 1)"]
+                        + [title for title, *_ in symbol_rows])
+    price_row = {symbol: 3 + i for i, (_, _, symbol, pane) in enumerate(symbol_rows) if pane is None}
 
     eq_x = [p.time for p in result.equity]
     capital = result.metrics.initial_value or execution.params.initial_capital  # the drawdown's first peak, as in max_drawdown
@@ -176,18 +193,23 @@ def build_figure(execution: execution_pb2.Execution, result: backtest_pb2.Backte
                                  line=dict(color="#7f7f7f", width=1, dash="dot"),
                                  hovertemplate="%{x}<br>benchmark drawdown %{y:.2f}%<extra></extra>"), row=2, col=1)
 
-    # Candles before the markers, so the markers are drawn on top.
-    for i, symbol in enumerate(price_symbols):
+    # Candles, then the indicator and level lines, then the markers, so the markers are drawn on top.
+    for symbol in price_symbols:
         frame = prices[symbol]
         fig.add_trace(go.Candlestick(
             name=f"{symbol} price", x=_times(frame.index), open=frame["open"].tolist(), high=frame["high"].tolist(),
             low=frame["low"].tolist(), close=frame["close"].tolist(), showlegend=True,
-            increasing=CANDLE_UP, decreasing=CANDLE_DOWN), row=3 + i, col=1)
+            increasing=CANDLE_UP, decreasing=CANDLE_DOWN), row=price_row[symbol], col=1)
+        for line in on_price[symbol]:
+            fig.add_trace(report_lines.trace(line, eq_x), row=price_row[symbol], col=1)
+    for i, (_, _, symbol, pane) in enumerate(symbol_rows):
+        for line in pane or []:
+            fig.add_trace(report_lines.trace(line, eq_x), row=3 + i, col=1)
     equity_at = dict(zip(eq_x, eq_y))
     trades_on: dict[str, str] = {}
     for symbol, trades in by_symbol.items():
         if symbol in prices:
-            row = 2 + price_symbols.index(symbol) + 1
+            row = price_row[symbol]
             trades_on[symbol] = "price"
             markers = _trade_markers(trades, symbol, lambda t: t.entry_price, lambda t: t.exit_price)
         else:
@@ -203,8 +225,8 @@ def build_figure(execution: execution_pb2.Execution, result: backtest_pb2.Backte
     fig.update_xaxes(rangeslider_visible=False, showspikes=True, spikemode="across", spikethickness=1)
     fig.update_yaxes(title_text="value", row=1, col=1)
     fig.update_yaxes(title_text="%", row=2, col=1)
-    for i, _ in enumerate(price_symbols):
-        fig.update_yaxes(title_text="price", row=3 + i, col=1)
+    for row in price_row.values():
+        fig.update_yaxes(title_text="price", row=row, col=1)
     fig.update_layout(updatemenus=[dict(  # the equity chart's scale
         type="buttons", direction="right", x=1, xanchor="right", y=1.0, yanchor="bottom", showactive=True,
         buttons=[dict(label="linear", method="relayout", args=[{"yaxis.type": "linear"}]),
@@ -247,7 +269,9 @@ def render_html(execution: execution_pb2.Execution, reply: execution_pb2.GetBack
         ["Symbols", ", ".join(p.symbols)], ["Timeframe", p.timeframe], ["Dates", f"{p.start_date} .. {p.end_date}"],
         ["Initial capital", f"{p.initial_capital:,.2f}"], ["Benchmark", p.benchmark],
         ["Fees", f"{p.fees:g}"], ["Slippage", f"{p.slippage:g}"],
-        ["Position sizing", p.position_sizing], ["Exposure", f"{p.exposure:g}"], ["Prices", p.prices or "raw"],
+        ["Position sizing", p.position_sizing], ["Exposure", f"{p.exposure:g}"],
+        *([["Risk per trade", f"{p.risk_per_trade:g}"]] if p.position_sizing == "risk" else []),
+        ["Direction", p.direction or "long"], ["Prices", p.prices or "raw"],
     ]
     interp_rows = [[r.node_id, r.rule, r.formula, r.interpretation] for r in insights.interpretation]
     warnings = list(insights.warnings)

@@ -54,6 +54,9 @@ class Plan:
     signal_bar: dict[int, int]  # entry bar -> the bar of its signal
     short: np.ndarray | None = None  # bool per bar: the order on this bar opens or closes a short position
     stop_fraction: dict[int, float | None] = dataclasses.field(default_factory=dict)  # entry bar -> initial stop distance / entry price
+    stop_level: np.ndarray | None = None  # float per bar: the effective stop checked on this bar (NaN: none)
+    target_level: np.ndarray | None = None  # float per bar: the take-profit level checked on this bar (NaN: none)
+    lines: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # indicator label -> its value per bar
 
     def __post_init__(self):
         if self.short is None:
@@ -87,6 +90,9 @@ def _column(sig: pd.DataFrame, name: str, n: int, default, dtype) -> np.ndarray:
     return sig[name].to_numpy(dtype) if name in sig else np.full(n, default, dtype)
 
 
+LINE_PREFIX = "line:"  # a signals column "line:<label>" holds an indicator a rule reads, for the report's chart
+
+
 def plan_trades(ohlc: pd.DataFrame, sig: pd.DataFrame, rules: dict, no_cash: frozenset[int] = frozenset()) -> Plan:
     """Decide every fill of one symbol's trades (``sig``: the signals of each side per bar, see Sides).
 
@@ -109,6 +115,7 @@ def plan_trades(ohlc: pd.DataFrame, sig: pd.DataFrame, rules: dict, no_cash: fro
     skipped: list[tuple[int, str]] = []
     signal_bar: dict[int, int] = {}
     stop_fraction: dict[int, float | None] = {}
+    stop_level, target_level = np.full(n, np.nan), np.full(n, np.nan)
     pos = None  # the open position: fill bar, side, entry price, peak, stop distances, target level
     pending_entry = pending_exit = None  # next_open fills decided on the bar before: (bar, signal bar, side), (bar, reason)
     carried = None  # the side of an entry signal carried to this bar (reentry next_bar)
@@ -134,6 +141,9 @@ def plan_trades(ohlc: pd.DataFrame, sig: pd.DataFrame, rules: dict, no_cash: fro
             close_at(i, o[i], pending_exit[1])
             pending_exit = None
         if pos is not None and i > pos["bar"]:
+            stop = _stop(pos)
+            stop_level[i] = np.nan if stop is None else stop[0]
+            target_level[i] = np.nan if pos["tp"] is None else pos["tp"]
             hit = _stop_or_target(pos, o[i], h[i], lo[i], target_first)
             if hit is not None:
                 close_at(i, *hit)
@@ -176,7 +186,8 @@ def plan_trades(ohlc: pd.DataFrame, sig: pd.DataFrame, rules: dict, no_cash: fro
             else:
                 signal_bar[i] = i
                 open_at(i, c[i], i, side)
-    return Plan(entries, exits, price, reasons, skipped, signal_bar, short, stop_fraction)
+    lines = {str(col)[len(LINE_PREFIX):]: sig[col].to_numpy(float) for col in sig.columns if str(col).startswith(LINE_PREFIX)}
+    return Plan(entries, exits, price, reasons, skipped, signal_bar, short, stop_fraction, stop_level, target_level, lines)
 
 
 def _open(bar: int, entry_price: float, signal_bar: int, side: str, sig: pd.DataFrame, rules: dict) -> dict:
@@ -194,12 +205,9 @@ def _open(bar: int, entry_price: float, signal_bar: int, side: str, sig: pd.Data
     }
 
 
-def _stop_or_target(pos: dict, o: float, h: float, lo: float, target_first: bool) -> tuple[float, str] | None:
-    """(fill price, reason) when this bar reaches the effective stop or the target, else None.
-
-    Long: stops below (the higher level is the effective one), checked on the low; the target above,
-    on the high. Short, mirrored: stops above (the lower level wins), checked on the high; the target
-    below, on the low."""
+def _stop(pos: dict) -> tuple[float, str] | None:
+    """(level, reason) of the effective stop: of the stop loss and the trailing stop, the tighter
+    (higher for a long position, lower for a short one); None without stops."""
     long = pos["side"] == "long"
     sign = 1 if long else -1
     levels = []
@@ -207,7 +215,17 @@ def _stop_or_target(pos: dict, o: float, h: float, lo: float, target_first: bool
         levels.append((pos["entry"] - sign * pos["sl"], "sl"))
     if pos["trail"] is not None:
         levels.append((pos["peak"] * (1 - sign * pos["trail"]), "trail"))
-    stop = (max if long else min)(levels, key=lambda lv: lv[0]) if levels else None  # the tighter level
+    return (max if long else min)(levels, key=lambda lv: lv[0]) if levels else None
+
+
+def _stop_or_target(pos: dict, o: float, h: float, lo: float, target_first: bool) -> tuple[float, str] | None:
+    """(fill price, reason) when this bar reaches the effective stop or the target, else None.
+
+    Long: stops below (the higher level is the effective one), checked on the low; the target above,
+    on the high. Short, mirrored: stops above (the lower level wins), checked on the high; the target
+    below, on the low."""
+    long = pos["side"] == "long"
+    stop = _stop(pos)
     tp = pos["tp"]
 
     def past(price: float, level: float) -> bool:  # at or beyond a stop level, against the position

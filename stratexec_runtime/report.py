@@ -70,6 +70,22 @@ def skipped_signals(pf, plans: dict) -> list[dict]:
             for symbol, plan in plans.items() for bar, reason in sorted(plan.skipped)]
 
 
+def chart_lines(pf, plans: dict) -> list[dict]:
+    """Per symbol: each indicator a rule reads, then the stop and the target level in force on each
+    bar of a position (kind indicator, stop, target); points only where the value exists."""
+    index = pf.wrapper.index
+    out = []
+    for symbol, plan in plans.items():
+        named = [(name, "indicator", values) for name, values in plan.lines.items()]
+        named += [(kind, kind, values) for kind, values in (("stop", plan.stop_level), ("target", plan.target_level))
+                  if values is not None]
+        for name, kind, values in named:
+            points = [[_iso(index[i]), float(v)] for i, v in enumerate(values) if math.isfinite(v)]
+            if points:
+                out.append({"symbol": symbol, "name": name, "kind": kind, "points": points})
+    return out
+
+
 def build_result(pf, benchmark_pf, initial_value: float, symbols: list[str] | None = None, plans: dict | None = None) -> dict:
     equity = _value_series(pf)
     bench = _value_series(benchmark_pf) if benchmark_pf is not None else None
@@ -81,6 +97,7 @@ def build_result(pf, benchmark_pf, initial_value: float, symbols: list[str] | No
         "benchmark_equity": [[_iso(t), float(v)] for t, v in bench.items()] if bench is not None else [],
         "trades": trades,
         "skipped_signals": skipped_signals(pf, plans) if plans else [],
+        "lines": chart_lines(pf, plans) if plans else [],
         # A trade still open at the last bar is valued at that bar's close: its PnL is in the equity,
         # total return and final value, and apart from the closed trades' count and win rate.
         "open_trades_pnl": sum(t["pnl"] for t in trades if t["status"] == "open"),

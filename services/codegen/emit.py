@@ -15,6 +15,7 @@ import textwrap
 from services.codegen.compiler import EXECUTION_RULE, Analysis, ConditionNode, Stop
 from services.common.backtest_params import EQUITY_SIZINGS, PORTFOLIO_BENCHMARK
 from services.codegen.grammar.ir import Series, num
+from stratexec_runtime.execution import LINE_PREFIX
 
 INDENT = "    "
 
@@ -169,6 +170,11 @@ def _signals_function(a: Analysis) -> list[str]:
                       f"the rules read it at the entry's signal bar.")
         block.code(f"{column} = {num(stop.atr_multiple)} * {stop.atr.var}" + ("" if stop.node_type == "stop_loss" else " / close"))
         columns += f', "{column}": {column}'
+    charted = _charted(a)
+    if charted:
+        block.blank()
+        block.comment("The indicators the rules read, for the report's chart (not read by the rules).")
+        columns += "".join(f", {json.dumps(LINE_PREFIX + s.label)}: {s.var}" for s in charted)
     block.blank()
     block.code(f"return pd.DataFrame({{{columns}}})")
     return [
@@ -179,6 +185,16 @@ def _signals_function(a: Analysis) -> list[str]:
         f'{INDENT}"""',
         *block.lines,
     ]
+
+
+def _charted(a: Analysis) -> list[Series]:
+    """Every indicator a condition reads (not the price fields), once, in the strategy's order."""
+    found: dict[str, Series] = {}
+    for node in a.condition_nodes:
+        for s in node.condition.series_needed():
+            if s.is_indicator:
+                found.setdefault(s.key, s)
+    return list(found.values())
 
 
 def _atr_stops(a: Analysis) -> list[Stop]:

@@ -91,6 +91,26 @@ def _skipped(raw) -> list[dict]:
     return [{k: row[k] for k in ("symbol", "time", "reason")} for row in raw]
 
 
+LINE_KINDS = {"indicator": backtest_pb2.CHART_LINE_KIND_INDICATOR, "stop": backtest_pb2.CHART_LINE_KIND_STOP,
+              "target": backtest_pb2.CHART_LINE_KIND_TARGET}
+MAX_LINES = 100
+
+
+def _lines(raw) -> list[dict]:
+    if not isinstance(raw, list) or len(raw) > MAX_LINES:
+        raise ResultRejected(f"lines must be a list of at most {MAX_LINES}")
+    out = []
+    for i, line in enumerate(raw):
+        if not (isinstance(line, dict) and all(isinstance(line.get(k), str) for k in ("symbol", "name", "kind"))
+                and line["kind"] in LINE_KINDS and len(line["name"]) <= 200):
+            raise ResultRejected(f"lines[{i}] must have symbol, a name and a kind in {', '.join(LINE_KINDS)}")
+        _series(line.get("points"), f"lines[{i}].points")
+        out.append({k: line[k] for k in ("symbol", "name", "kind", "points")})
+    if sum(len(line["points"]) for line in out) > MAX_POINTS:
+        raise ResultRejected(f"the lines have more than {MAX_POINTS} points in all")
+    return out
+
+
 # Weekly bars are labelled with the week's last day, up to 6 days after the window.
 WINDOW_SLACK = pd.Timedelta(days=6)
 
@@ -125,7 +145,7 @@ def verify(payload: bytes, initial_capital: float, window: tuple[str, str] | Non
             )
         )
     return {"metrics": metrics, "equity": data["equity"], "benchmark_equity": data.get("benchmark_equity", []), "trades": trades,
-            "skipped_signals": _skipped(data.get("skipped_signals", []))}
+            "skipped_signals": _skipped(data.get("skipped_signals", [])), "lines": _lines(data.get("lines", []))}
 
 
 def to_proto(checked: dict, sources: list[DataSourceInfo]) -> backtest_pb2.BacktestResult:
@@ -147,6 +167,9 @@ def to_proto(checked: dict, sources: list[DataSourceInfo]) -> backtest_pb2.Backt
         data=[data_source_proto(s) for s in sources],
         per_symbol=[backtest_pb2.SymbolBreakdown(**row) for row in m["per_symbol"]],
         skipped_signals=[backtest_pb2.SkippedSignal(**row) for row in checked.get("skipped_signals", [])],
+        lines=[backtest_pb2.ChartLine(symbol=line["symbol"], name=line["name"], kind=LINE_KINDS[line["kind"]],
+                                      points=[backtest_pb2.EquityPoint(time=t, value=v) for t, v in line["points"]])
+               for line in checked.get("lines", [])],
         # Recomputed from the trades, not taken from the script.
         open_trades_pnl=sum(t["pnl"] for t in checked["trades"] if t["status"] == "open"),
     )

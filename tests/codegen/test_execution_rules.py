@@ -310,3 +310,31 @@ def test_each_allocation_matches_the_reference_loop(name, tmp_path):
     assert sorted((s["symbol"], s["reason"]) for s in result["skipped_signals"]) == sorted((s, r) for s, _, r in ref_skipped)
     said = {r.node_id: r.interpretation for r in analysis.rules}
     assert said["position_sizing"].startswith("Position sizing:")
+
+
+def test_the_script_sends_each_indicator_and_the_stop_and_target_levels_as_chart_lines(tmp_path):
+    """The report draws these: SMA(20) and SMA(50) as pandas computes them on the CSV, and on each bar
+    of each trade (after its entry bar, to its exit) the levels the reference loop checked."""
+    _, _, pf = run_script({"nodes": [ENTRY, EXIT, *stops(tp=8, sl=5)]}, tmp_path, ["BTC-USD"])
+    result = build_result(pf, None, 10_000.0, ["BTC-USD"], LAST_PLANS["plans"])
+    lines = {line["name"]: line for line in result["lines"]}
+    assert [(name, line["kind"]) for name, line in lines.items()] == [
+        ("SMA(close, 20)", "indicator"), ("SMA(close, 50)", "indicator"), ("stop", "stop"), ("target", "target")]
+
+    close = read_price_csv(DATA_DIR / "BTC-USD.csv")["close"].loc[:END]
+    for window in (20, 50):
+        want = close.rolling(window).mean().loc[START:]
+        got = pd.Series(dict(lines[f"SMA(close, {window})"]["points"]))
+        assert list(got.index) == [t.strftime("%Y-%m-%d") for t in want.index]
+        assert got.to_numpy() == pytest.approx(want.to_numpy(), rel=1e-12)
+
+    window, entries, exits = reference_signals("BTC-USD")
+    ref_trades, _, _ = reference_sim.simulate({"BTC-USD": window}, {"BTC-USD": entries}, {"BTC-USD": exits},
+                                              exit_name="below50", tp=0.08, sl=0.05)
+    day = [t.strftime("%Y-%m-%d") for t in window.index]
+    want_stop, want_target = {}, {}
+    for t in ref_trades:
+        for bar in range(t.entry_bar + 1, (len(day) - 1 if t.exit_bar is None else t.exit_bar) + 1):
+            want_stop[day[bar]], want_target[day[bar]] = t.entry_fill * 0.95, t.entry_fill * 1.08
+    assert dict(lines["stop"]["points"]) == pytest.approx(want_stop, rel=1e-12)
+    assert dict(lines["target"]["points"]) == pytest.approx(want_target, rel=1e-12)

@@ -249,6 +249,20 @@ def test_report_writes_an_offline_plotly_page(orchestrator_addr, client, finishe
     assert entries.get("yaxis") == exits.get("yaxis") == price.get("yaxis") != traces["Strategy equity"].get("yaxis")
     assert len(values(price["x"])) == result.data[0].bars
 
+    # On the same chart: the SMA the entry rule reads, and the stop and target of each position (gaps between).
+    assert [(line.name, line.kind) for line in result.lines] == [
+        ("SMA(close, 20)", backtest_pb2.CHART_LINE_KIND_INDICATOR), ("stop", backtest_pb2.CHART_LINE_KIND_STOP),
+        ("target", backtest_pb2.CHART_LINE_KIND_TARGET)]
+    for line in result.lines:
+        drawn = traces[f"BTC-USD {line.name}"]
+        assert drawn.get("yaxis") == price.get("yaxis")
+        at = dict(zip(values(drawn["x"]), values(drawn["y"])))
+        assert {t: v for t, v in at.items() if v is not None} == {p.time: p.value for p in line.points}
+    stop = {p.time: p.value for p in result.lines[1].points}
+    first = result.trades[0]
+    assert stop[result.equity[[p.time for p in result.equity].index(first.entry_time) + 1].time] == pytest.approx(
+        first.entry_price / 1.0005 * 0.95)  # 5% under the entry's close (the fill less its slippage)
+
     # The header: metrics, the interpretation of each node, provenance; and nothing fetched from the network.
     insights = client.get(execution_id).agent_insights
     for item in insights["interpretation"]:

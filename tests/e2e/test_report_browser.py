@@ -67,3 +67,9 @@ def test_the_page_lists_the_deepest_drawdowns_and_the_trades(rendered, client, f
     assert f"{result.metrics.max_drawdown:.2f}%" in drawdowns  # the deepest one is the max drawdown
     trades = re.search(r'<table class="trades">.*?</table>', rendered, re.S).group(0)
     assert len(re.findall(r"<tr><td>", trades)) == len(result.trades)
+
+
+def test_the_indicator_and_the_stop_and_target_levels_are_drawn_on_the_price_chart(rendered):
+    figure = rendered[rendered.index(f'<div id="{report.FIGURE_ID}"'):rendered.index('<div id="chart-monthly"')]
+    legend = re.findall(r'class="legendtext"[^>]*>([^<]+)<', figure)
+    assert {"BTC-USD SMA(close, 20)", "BTC-USD stop", "BTC-USD target"} <= set(legend), legend
