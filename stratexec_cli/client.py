@@ -11,7 +11,7 @@ from google.protobuf import struct_pb2
 
 from services.common import errors
 from stratexec.backtest.v1 import backtest_pb2
-from stratexec.orchestrator.v1 import execution_pb2, execution_pb2_grpc, strategy_pb2_grpc
+from stratexec.orchestrator.v1 import dataset_pb2, dataset_pb2_grpc, execution_pb2, execution_pb2_grpc, strategy_pb2_grpc
 
 DEFAULT_ADDR = os.environ.get("STRATEXEC_ADDR", f"localhost:{os.environ.get('ORCHESTRATOR_PORT', '50051')}")
 
@@ -38,6 +38,7 @@ class Client:
         self.channel = grpc.insecure_channel(address)
         self.executions = execution_pb2_grpc.ExecutionServiceStub(self.channel)
         self.strategies = strategy_pb2_grpc.StrategyServiceStub(self.channel)
+        self.datasets = dataset_pb2_grpc.DatasetServiceStub(self.channel)
         self.metadata = (("x-user-id", user),) if user else ()
 
     def _call(self, method, request, timeout: float = 60):
@@ -52,6 +53,20 @@ class Client:
         request = execution_pb2.ExecuteStrategyRequest(schema=body, params=params, request_id=request_id or str(uuid.uuid4()),
                                                        name=name)
         return self._call(self.executions.ExecuteStrategy, request).execution
+
+    def upload_dataset(self, content: bytes, name: str, replace: bool = False, chunk: int = 1 << 20):
+        """Stream a CSV or Parquet file (its format read from its bytes) in 1 MiB chunks."""
+        def requests():
+            yield dataset_pb2.UploadDatasetRequest(name=name, replace=replace, chunk=content[:chunk])
+            for start in range(chunk, len(content), chunk):
+                yield dataset_pb2.UploadDatasetRequest(chunk=content[start:start + chunk])
+        return self._call(self.datasets.UploadDataset, requests()).dataset
+
+    def list_datasets(self):
+        return self._call(self.datasets.ListDatasets, dataset_pb2.ListDatasetsRequest()).datasets
+
+    def delete_dataset(self, name: str) -> None:
+        self._call(self.datasets.DeleteDataset, dataset_pb2.DeleteDatasetRequest(name=name))
 
     def get(self, execution_id: str):
         return self._call(self.executions.GetExecution, execution_pb2.GetExecutionRequest(execution_id=execution_id)).execution

@@ -7,6 +7,8 @@
     stratexec report ID [--html FILE]     (default FILE: report-<ID>.html)
     stratexec trades|equity ID [--csv FILE]   (CSV; standard output without FILE)
     stratexec compare ID ID ... [--html FILE] (metrics side by side, equity overlay chart)
+    stratexec data upload FILE [--name N] [--replace] | data list | data delete NAME   (your bars, traded as @NAME)
+    stratexec run strategy.json --data mine.csv ...   (uploads mine.csv as @MINE and trades it)
 
 On a terminal, `run --watch` and `watch` show one live status line (status,
 elapsed time, latest agent step) and keep each status change as a line of
@@ -216,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_param_flags(run)
     run.add_argument("--request-id", help="idempotency key (default: a new one)")
     run.add_argument("--name", default="", help="a name for the execution, shown by list, status, compare and report")
+    run.add_argument("--data", metavar="FILE", help="your daily bars (CSV or Parquet): uploaded as the dataset named after "
+                                                    "the file (replacing one of that name) and traded as @NAME, with --symbols")
     run.add_argument("--watch", action="store_true", help="follow the execution, then show its results")
     explainer = sub.add_parser("explain", parents=[common], help="print every rule's interpretation as a formula, before anything runs",
                                description="Analyse a strategy file (in this process, or with --codegen ADDR by the "
@@ -237,6 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
                                           "overlay chart of their equity curves.")
     comparer.add_argument("execution_ids", nargs="+", metavar="ID")
     comparer.add_argument("--html", metavar="FILE", help="where to write the overlay chart (default: compare.html)")
+    data = sub.add_parser("data", parents=[common], help="your own daily bars: upload, list, delete",
+                          description="Datasets of your own daily bars (date, open, high, low, close, volume, optional "
+                                      "adj_close), checked bar by bar at upload and traded as @NAME next to the bundled "
+                                      "symbols.")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    upload = data_sub.add_parser("upload", parents=[common], help="upload a CSV or Parquet file")
+    upload.add_argument("file")
+    upload.add_argument("--name", help="the dataset's name (default: the file's name without its extension)")
+    upload.add_argument("--replace", action="store_true", help="overwrite a dataset of the same name")
+    data_sub.add_parser("list", parents=[common], help="list your datasets")
+    data_sub.add_parser("delete", parents=[common], help="delete a dataset").add_argument("name")
     lister = sub.add_parser("list", parents=[common], help="list your executions, newest first")
     lister.add_argument("--page-size", type=int, default=20)
     lister.add_argument("--page-token", default="")
@@ -257,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     client = Client(args.addr, args.user)
     try:
         return _dispatch(client, args)
-    except ClientError as exc:
+    except (ClientError, DataFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -269,6 +284,42 @@ def main(argv: list[str] | None = None) -> int:
         # `stratexec list | head`: the reader left; nothing to report.
         sys.stderr.close()
         return 0
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be read, said in one line."""
+
+
+def _upload(client: Client, path: str, name: str | None, replace: bool):
+    file = pathlib.Path(path)
+    try:
+        content = file.read_bytes()
+    except OSError as exc:
+        raise DataFileError(f"cannot read {path}: {exc.strerror}") from None
+    return client.upload_dataset(content, name or file.stem, replace)
+
+
+def data_command(client: Client, args) -> int:
+    """`data upload FILE [--name N] [--replace]`, `data list`, `data delete NAME`."""
+    if args.data_command == "upload":
+        dataset = _upload(client, args.file, args.name, args.replace)
+        print(_json(dataset) if args.json else
+              f"{dataset.symbol}  {dataset.bars} bars  {dataset.first_date}..{dataset.last_date}  sha256 {dataset.sha256[:12]}")
+    elif args.data_command == "list":
+        datasets = client.list_datasets()
+        if args.json:
+            print(json.dumps([json.loads(_json(d, one_line=True)) for d in datasets]))
+        elif not datasets:
+            print("no datasets (stratexec data upload FILE)")
+        else:
+            print(render.table(["SYMBOL", "BARS", "FIRST", "LAST", "ADJ_CLOSE", "SHA256"],
+                               [[d.symbol, str(d.bars), d.first_date, d.last_date, "yes" if d.has_adj_close else "no",
+                                 d.sha256[:12]] for d in datasets]))
+    else:
+        client.delete_dataset(args.name)
+        if not args.json:
+            print(f"deleted @{args.name.removeprefix('@').upper()}")
+    return 0
 
 
 def _dispatch(client: Client, args) -> int:
@@ -289,6 +340,12 @@ def _dispatch(client: Client, args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         params = _params(args)
+        if args.data:
+            dataset = _upload(client, args.data, None, replace=True)
+            params.symbols.append(dataset.symbol)
+            if not args.json:
+                print(f"uploaded {args.data} as {dataset.symbol} ({dataset.bars} bars, {dataset.first_date}.."
+                      f"{dataset.last_date})", flush=True)
         for warning in cost_warnings(params):
             print(warning, file=sys.stderr)
         execution = client.execute(schema, params, args.request_id, args.name)
@@ -339,6 +396,8 @@ def _dispatch(client: Client, args) -> int:
                 print(f"\nmore: stratexec list --page-token {reply.next_page_token}")
     elif args.command in ("trades", "equity"):
         return export_command(client, args)
+    elif args.command == "data":
+        return data_command(client, args)
     elif args.command == "compare":
         return compare_command(client, args)
     elif args.command == "report":

@@ -24,7 +24,7 @@ from stratexec_runtime.execution import OPTIONS as EXECUTION_RULES
 
 MAX_SYMBOLS = 20
 MAX_CAPITAL = 1e12  # a trillion: beyond it float sums of cash and fees lose cents, and 1e308 overflows
-SYMBOL_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.\-^=]{0,19}$")  # BTC-USD, AAPL, ^GSPC, GC=F, BRK.B
+SYMBOL_RE = re.compile(r"^([A-Z0-9^][A-Z0-9.\-^=]{0,19}|@[A-Z0-9_.\-]{1,32})$")  # BTC-USD, AAPL, ^GSPC, GC=F, BRK.B, @MINE (a dataset)
 
 # timeframe -> (vectorbt freq, words used in the analysis, accepted aliases)
 TIMEFRAMES: dict[str, tuple[str, str, tuple[str, ...]]] = {

@@ -88,6 +88,8 @@ class InternalTokenInterceptor(grpc.aio.ServerInterceptor):
 
             return grpc.unary_stream_rpc_method_handler(deny_stream, handler.request_deserializer,
                                                         handler.response_serializer)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(deny, handler.request_deserializer, handler.response_serializer)
         return grpc.unary_unary_rpc_method_handler(deny, handler.request_deserializer, handler.response_serializer)
 
 
@@ -178,6 +180,24 @@ class ApiErrorInterceptor(grpc.aio.ServerInterceptor):
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream, decode, handler.response_serializer
             )
+        if handler.stream_unary:
+            inner_client_stream = handler.stream_unary
+
+            async def decoded(requests):
+                async for request in requests:
+                    if isinstance(request, _Undecodable):
+                        raise request.error
+                    yield request
+
+            async def stream_unary(requests, context):
+                try:
+                    return await inner_client_stream(decoded(requests), context)
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception as exc:
+                    await self._abort(context, method, exc)
+
+            return grpc.stream_unary_rpc_method_handler(stream_unary, decode, handler.response_serializer)
         return handler
 
 

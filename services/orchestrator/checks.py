@@ -64,10 +64,11 @@ async def compile_strategy(clients: ServiceClients, schema,
     return reply
 
 
-async def check_data(clients: ServiceClients, params: backtest_pb2.BacktestParams) -> None:
+async def check_data(clients: ServiceClients, params: backtest_pb2.BacktestParams, uploads=()) -> None:
     """NOT_FOUND (with the symbol's field) for an unknown symbol; codegen-style
-    INVALID_ARGUMENT, naming the available range, for dates outside the data."""
-    request = sandbox_pb2.DescribeDataRequest(params=params)
+    INVALID_ARGUMENT, naming the available range, for dates outside the data.
+    ``uploads``: the bars of the user's datasets among the symbols."""
+    request = sandbox_pb2.DescribeDataRequest(params=params, uploads=uploads)
     try:
         await asyncio.to_thread(clients.call, clients.sandbox.DescribeData, request)
     except grpc.RpcError as exc:

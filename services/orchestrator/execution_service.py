@@ -16,6 +16,7 @@ from services.orchestrator.db.repository import Repository
 from services.orchestrator.identity import Identity
 from services.orchestrator.events import EventLog
 from services.orchestrator.checks import check_data, compile_strategy
+from services.orchestrator.dataset_service import param_symbols, uploads_for
 from services.orchestrator.strategy_service import page_size
 from services.orchestrator.worker import Runner
 from stratexec.backtest.v1 import backtest_pb2
@@ -112,7 +113,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             schema = request.schema
         compiled = await compile_strategy(self.clients, schema, params)  # bad rules fail here, before anything is stored
         analysis = compiled.analysis
-        await check_data(self.clients, params)  # and unknown symbols or dates outside the data
+        uploads = await asyncio.to_thread(uploads_for, self.repo, user, param_symbols(params))  # the user's datasets
+        await check_data(self.clients, params, uploads)  # and unknown symbols or dates outside the data
         if new_strategy is None and not request.strategy_id:
             new_strategy = (analysis.summary[:256] or "strategy", convert.struct_to_dict(schema))
 

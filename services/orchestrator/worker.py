@@ -34,7 +34,8 @@ from google.rpc import code_pb2
 
 from services.common import errors
 from services.common.logs import execution_id_var, log
-from services.orchestrator import insights, preferences, statuses
+from services.orchestrator import dataset_service, insights, preferences, statuses
+from services.orchestrator.dataset_service import param_symbols
 from services.orchestrator.clients import ServiceClients
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.crew.context import ExecutionContext
@@ -173,12 +174,14 @@ class Runner:
                 execution_id_var.reset(token)
 
     async def _run(self, row) -> None:
+        params = backtest_pb2.BacktestParams.FromString(row.params_pb)
         ctx = ExecutionContext(
             execution_id=row.id, user_id=row.user_id, schema={},
-            params=backtest_pb2.BacktestParams.FromString(row.params_pb), clients=self.clients,
+            params=params, clients=self.clients,
             events=self.events.for_lease(row.lease_token),
             save_code=functools.partial(self.repo.save_code, lease=row.lease_token), lease=row.lease_token,
             load_preferences=functools.partial(preferences.load, self.repo, self.clients, row.user_id),
+            load_uploads=functools.partial(dataset_service.uploads_for, self.repo, row.user_id, param_symbols(params)),
             compiled=codegen_pb2.GenerateCodeResponse.FromString(row.compiled_pb) if row.compiled_pb else None,
             outage_requeues=row.outage_requeues or 0,
         )

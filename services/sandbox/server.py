@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import io
 import logging
 
 import grpc
+import pandas as pd
 
 from services.common import backtest_params, errors, logs
 from services.common.code_policy import Violation, check_code
@@ -21,7 +24,8 @@ from services.common.env import quiet_libraries
 from services.common.server import ServerSpec, serve
 from services.sandbox import isolation, sweep_result
 from services.sandbox.config import SandboxConfig
-from services.sandbox.market_data import DataRequest, PriceProvider, make_provider
+from services.sandbox.market_data import DataRequest, PriceProvider, make_provider, prepare
+from services.sandbox.market_data.providers import WithUploads, normalise
 from services.sandbox.market_data.prepared_cache import PreparedCache
 from services.sandbox.result import ResultRejected, data_source_proto, to_proto, verify
 from services.sandbox.runner import Outcome, QueueFull, Runner, RunJob
@@ -68,6 +72,17 @@ def violations_error(violations: list[Violation]) -> errors.ApiError:
     )
 
 
+def uploaded_frames(uploads) -> dict[str, pd.DataFrame]:
+    """symbol -> the daily bars of each uploaded dataset; INVALID_ARGUMENT if its bytes are not the ones hashed."""
+    frames = {}
+    for i, upload in enumerate(uploads):
+        if hashlib.sha256(upload.csv).hexdigest() != upload.sha256:
+            raise errors.invalid_argument(f"uploaded bars of {upload.symbol} do not match their sha256",
+                                          [(f"uploads[{i}].sha256", "does not match csv")])
+        frames[upload.symbol] = normalise(pd.read_csv(io.BytesIO(upload.csv)), upload.symbol)
+    return frames
+
+
 def _last_error_line(lines: list[str]) -> str:
     for line in reversed(lines):
         if line.strip() and not line.startswith("[output truncated"):
@@ -96,8 +111,12 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             )
         return float(requested) if requested else self.config.default_timeout_seconds
 
-    async def _prepare(self, params: RunParams):
-        """Slices of cached local files are quick and run inline; a remote provider runs in a thread."""
+    async def _prepare(self, params: RunParams, uploads=()):
+        """Slices of cached local files are quick and run inline; a remote provider runs in a thread.
+        ``uploads``: the bars of a user's datasets (small, prepared uncached)."""
+        if uploads:
+            provider = WithUploads(self.provider, uploaded_frames(uploads))
+            return await asyncio.to_thread(prepare, provider, params.data)
         if self.provider.remote:
             return await asyncio.to_thread(self.prepared.get, params.data)
         return self.prepared.get(params.data)
@@ -110,7 +129,7 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             raise violations_error(violations)
         params = resolve_params(request.params)
         timeout = self._timeout(request.timeout_seconds)
-        prepared = await self._prepare(params)
+        prepared = await self._prepare(params, request.uploads)
         job = RunJob(code=request.code, data=prepared, timeout_seconds=timeout, execution_id=request.execution_id,
                      caller=context.peer() or "")  # one caller per connection: the orchestrator's channel is one
         logs.log(self.logger, logging.INFO, "run started", run_id=job.run_id, mode=self.config.mode, timeout_s=timeout)
@@ -168,7 +187,7 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
 
     async def DescribeData(self, request: sandbox_pb2.DescribeDataRequest, context) -> sandbox_pb2.DescribeDataResponse:
         params = resolve_params(request.params)
-        prepared = await self._prepare(params)
+        prepared = await self._prepare(params, request.uploads)
         return sandbox_pb2.DescribeDataResponse(data=[data_source_proto(s) for s in prepared.sources])
 
     async def GetIsolation(self, request: sandbox_pb2.GetIsolationRequest, context) -> sandbox_pb2.GetIsolationResponse:

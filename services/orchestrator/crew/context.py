@@ -31,6 +31,7 @@ class ExecutionContext:
     events: EventLog
     save_code: callable
     load_preferences: callable = None  # (cancel=...) -> the user's preferences (services/orchestrator/preferences.py)
+    load_uploads: callable = None  # () -> the bars of the user's datasets among the symbols (dataset_service.uploads_for)
     lease: str | None = None  # this attempt's lease token (every write presents it)
     lease_lost: bool = False  # another replica took the execution over: stop, write nothing more
     outage_requeues: int = 0  # times it was re-queued after a dependency outage, before this attempt
@@ -113,7 +114,8 @@ class ExecutionContext:
         digest = hashlib.sha256(code.encode()).hexdigest()
         reply = self.sandbox_replies.get(digest)
         if reply is None:
-            request = sandbox_pb2.ExecuteCodeRequest(code=code, params=self.params, execution_id=self.execution_id)
+            request = sandbox_pb2.ExecuteCodeRequest(code=code, params=self.params, execution_id=self.execution_id,
+                                                     uploads=self.load_uploads() if self.load_uploads else [])
             reply = self.clients.call(self.clients.sandbox.ExecuteCode, request,
                                       timeout=self.clients.config.sandbox_timeout_s, cancel=self.cancel)
             if reply.outcome == sandbox_pb2.RUN_OUTCOME_SUCCEEDED:

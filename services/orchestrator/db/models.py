@@ -98,3 +98,21 @@ class UserPreferences(Base):
     max_drawdown: Mapped[float | None] = mapped_column(Float, nullable=True)  # percent: 15 means -15%
     preferred_assets: Mapped[list | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Dataset(Base):
+    """A user's uploaded daily bars (services/orchestrator/datasets.py checked them), traded as "@NAME"."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_dataset_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    name: Mapped[str] = mapped_column(String(32))  # upper-cased
+    csv: Mapped[bytes] = mapped_column(LargeBinary)  # date, open, high, low, close[, adj_close], volume
+    sha256: Mapped[str] = mapped_column(String(64))
+    bars: Mapped[int] = mapped_column(Integer)
+    first_date: Mapped[str] = mapped_column(String(10))
+    last_date: Mapped[str] = mapped_column(String(10))
+    has_adj_close: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

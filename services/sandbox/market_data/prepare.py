@@ -122,7 +122,7 @@ def prepare(provider: PriceProvider, request: DataRequest) -> PreparedData:
         files[name] = content
         sources.append(
             DataSourceInfo(
-                provider=provider.name, symbol=symbol, first_time=_iso(window.index[0]),
+                provider=provider.origin(symbol), symbol=symbol, first_time=_iso(window.index[0]),
                 last_time=_iso(window.index[-1]), sha256=hashlib.sha256(content).hexdigest(),
                 bars=len(resample(window[PRICE_COLUMNS], request.timeframe)),  # at the run's timeframe, as warmup_bars
                 warmup_bars=len(resample(warmup[PRICE_COLUMNS], request.timeframe)),

@@ -65,6 +65,29 @@ class PriceProvider(abc.ABC):
     def describe(self) -> str:
         return self.name
 
+    def origin(self, symbol: str) -> str:
+        """The provider name a symbol's provenance records."""
+        return self.name
+
+
+class WithUploads(PriceProvider):
+    """A provider and a user's uploaded datasets ("@NAME" symbols, their bars sent with the request)."""
+
+    UPLOADED = "uploaded"
+
+    def __init__(self, base: PriceProvider, uploads: dict[str, pd.DataFrame]):
+        self.base, self.uploads = base, uploads
+        self.name, self.remote = base.name, base.remote
+
+    def daily(self, symbol: str) -> pd.DataFrame:
+        return self.uploads[symbol] if symbol in self.uploads else self.base.daily(symbol)
+
+    def symbols(self) -> list[str]:
+        return [*self.base.symbols(), *self.uploads]
+
+    def origin(self, symbol: str) -> str:
+        return self.UPLOADED if symbol in self.uploads else self.base.origin(symbol)
+
 
 class CsvDirectoryProvider(PriceProvider):
     """A directory of ``<SYMBOL>.csv`` files (date, open, high, low, close[, adj_close], volume)."""
