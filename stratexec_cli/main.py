@@ -262,8 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "not the bundled ones).")
     rep.add_argument("execution_id")
     rep.add_argument("--html", metavar="FILE", help="where to write the report (default: report-<ID>.html in the current directory)")
-    rep.add_argument("--prices", metavar="DIR", help="directory of <SYMBOL>.csv daily prices "
-                                                     "(default: $SANDBOX_BUNDLED_DIR or the project's data/ohlcv)")
+    rep.add_argument("--prices", metavar="DIR", help="directory of <SYMBOL>.csv daily prices, read for any provider "
+                                                     "(such as @NAME.csv for your own data; default: the bundled files, "
+                                                     "$SANDBOX_BUNDLED_DIR or the project's data/ohlcv)")
     return parser
 
 

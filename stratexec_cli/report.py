@@ -82,11 +82,13 @@ def trade_symbol(trade: backtest_pb2.Trade, symbols: list[str]) -> str:
     return trade.symbol
 
 
-def load_prices(source: backtest_pb2.DataSource, timeframe: str, prices_dir: pathlib.Path):
-    """The bars the backtest saw for one symbol, or (None, reason)."""
-    if source.provider != "bundled":
+def load_prices(source: backtest_pb2.DataSource, timeframe: str, prices_dir: pathlib.Path, given: bool = False):
+    """The bars the backtest saw for one symbol, or (None, reason). Bars of another provider than the
+    bundled files are read only from a directory the user ``given`` (``--prices``)."""
+    if source.provider != "bundled" and not given:
         return None, (f"{source.symbol}: prices came from the {source.provider!r} provider, not the bundled files, "
-                      "so its trades are marked on the equity curve")
+                      f"so its trades are marked on the equity curve (give --prices DIR with {source.symbol}.csv "
+                      "to draw them on its prices)")
     path = prices_dir / f"{source.symbol}.csv"
     try:
         frame = read_price_csv(path)
@@ -132,7 +134,8 @@ def _trade_markers(trades: list[backtest_pb2.Trade], symbol: str, y_entry, y_exi
 def build_figure(execution: execution_pb2.Execution, result: backtest_pb2.BacktestResult,
                  prices_dir: pathlib.Path | None = None):
     """The figure, where each symbol's trades were drawn, and notes for the header."""
-    prices_dir = pathlib.Path(prices_dir) if prices_dir else default_prices_dir()
+    given = prices_dir is not None
+    prices_dir = pathlib.Path(prices_dir) if given else default_prices_dir()
     symbols = list(execution.params.symbols) or [s.symbol for s in result.data]
     sources = {s.symbol: s for s in result.data}
     by_symbol: dict[str, list[backtest_pb2.Trade]] = {}
@@ -145,7 +148,7 @@ def build_figure(execution: execution_pb2.Execution, result: backtest_pb2.Backte
         if source is None:
             notes.append(f"{symbol}: no data provenance in the results; trades are marked on the equity curve")
             continue
-        frame, reason = load_prices(source, execution.params.timeframe, prices_dir)
+        frame, reason = load_prices(source, execution.params.timeframe, prices_dir, given)
         if frame is None:
             notes.append(reason)
         else:

@@ -68,6 +68,17 @@ def test_an_uploaded_copy_of_spy_trades_as_the_bundled_spy_does(orchestrator_add
     assert mine.metrics.total_return == pytest.approx(bundled.metrics.total_return, abs=1e-6)
     assert mine.metrics.benchmark_return == pytest.approx(bundled.metrics.benchmark_return, abs=1e-6)
 
+    # The report finds it under Data; with --prices it draws the trades on its own bars.
+    alone = json.loads(cli(orchestrator_addr, "--user", USER, "--json", "report", execution_id, "--html",
+                           str(tmp_path / "a.html")).stdout)
+    assert alone["trades_on"] == {"@MYSPY": "equity"} and "give --prices DIR with @MYSPY.csv" in alone["notes"][0]
+    assert "@MYSPY 2020-01-02..2024-12-31, 1258 bars, uploaded" in (tmp_path / "a.html").read_text(encoding="utf-8")
+    (tmp_path / "prices").mkdir()
+    (tmp_path / "prices" / "@MYSPY.csv").write_bytes(yahoo_csv(SPY))
+    drawn = json.loads(cli(orchestrator_addr, "--user", USER, "--json", "report", execution_id, "--html",
+                           str(tmp_path / "b.html"), "--prices", str(tmp_path / "prices")).stdout)
+    assert drawn["trades_on"] == {"@MYSPY": "price"} and drawn["notes"] == []
+
 
 def test_a_parquet_file_uploads_like_its_csv(orchestrator_addr):
     client = Client(orchestrator_addr, user=USER)
