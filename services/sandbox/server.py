@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
-import io
 import logging
 
 import grpc
-import pandas as pd
 
 from services.common import backtest_params, errors, logs
 from services.common.code_policy import Violation, check_code
@@ -25,7 +22,7 @@ from services.common.server import ServerSpec, serve
 from services.sandbox import isolation, sweep_result
 from services.sandbox.config import SandboxConfig
 from services.sandbox.market_data import DataRequest, PriceProvider, make_provider, prepare
-from services.sandbox.market_data.providers import WithUploads, normalise
+from services.sandbox.market_data.providers import WithUploads
 from services.sandbox.market_data.prepared_cache import PreparedCache
 from services.sandbox.result import ResultRejected, data_source_proto, to_proto, verify
 from services.sandbox.runner import Outcome, QueueFull, Runner, RunJob
@@ -72,17 +69,6 @@ def violations_error(violations: list[Violation]) -> errors.ApiError:
     )
 
 
-def uploaded_frames(uploads) -> dict[str, pd.DataFrame]:
-    """symbol -> the daily bars of each uploaded dataset; INVALID_ARGUMENT if its bytes are not the ones hashed."""
-    frames = {}
-    for i, upload in enumerate(uploads):
-        if hashlib.sha256(upload.csv).hexdigest() != upload.sha256:
-            raise errors.invalid_argument(f"uploaded bars of {upload.symbol} do not match their sha256",
-                                          [(f"uploads[{i}].sha256", "does not match csv")])
-        frames[upload.symbol] = normalise(pd.read_csv(io.BytesIO(upload.csv)), upload.symbol)
-    return frames
-
-
 def _last_error_line(lines: list[str]) -> str:
     for line in reversed(lines):
         if line.strip() and not line.startswith("[output truncated"):
@@ -115,7 +101,7 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
         """Slices of cached local files are quick and run inline; a remote provider runs in a thread.
         ``uploads``: the bars of a user's datasets (small, prepared uncached)."""
         if uploads:
-            provider = WithUploads(self.provider, uploaded_frames(uploads))
+            provider = WithUploads.of(self.provider, uploads)
             return await asyncio.to_thread(prepare, provider, params.data)
         if self.provider.remote:
             return await asyncio.to_thread(self.prepared.get, params.data)

@@ -2,11 +2,14 @@
 
 Every provider returns a frame indexed by date (ascending, unique) with
 columns open, high, low, close, volume (and adj_close when the source has
-it), or raises SymbolNotFound / DataUnavailable.
+it), or raises SymbolNotFound / DataUnavailable. ``WithUploads`` adds a
+user's own datasets ("@NAME"), whose bars come with the request.
 """
 from __future__ import annotations
 
 import abc
+import hashlib
+import io
 import logging
 import os
 import pathlib
@@ -15,6 +18,7 @@ import time
 
 import pandas as pd
 
+from services.common import errors
 from stratexec_runtime.data import PRICE_COLUMNS
 
 log = logging.getLogger("sandbox.market_data")
@@ -78,6 +82,17 @@ class WithUploads(PriceProvider):
     def __init__(self, base: PriceProvider, uploads: dict[str, pd.DataFrame]):
         self.base, self.uploads = base, uploads
         self.name, self.remote = base.name, base.remote
+
+    @classmethod
+    def of(cls, base: PriceProvider, uploads) -> "WithUploads":
+        """From sandbox.v1.UploadedBars; INVALID_ARGUMENT when a dataset's bytes are not the ones hashed."""
+        frames = {}
+        for i, upload in enumerate(uploads):
+            if hashlib.sha256(upload.csv).hexdigest() != upload.sha256:
+                raise errors.invalid_argument(f"uploaded bars of {upload.symbol} do not match their sha256",
+                                              [(f"uploads[{i}].sha256", "does not match csv")])
+            frames[upload.symbol] = normalise(pd.read_csv(io.BytesIO(upload.csv)), upload.symbol)
+        return cls(base, frames)
 
     def daily(self, symbol: str) -> pd.DataFrame:
         return self.uploads[symbol] if symbol in self.uploads else self.base.daily(symbol)
