@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2 as S
 from tests.e2e.conftest import btc_2024
 from tests.e2e.test_cli import cli
@@ -43,3 +44,24 @@ def test_a_run_with_no_trade_is_warned_in_the_events_and_the_cli(orchestrator_ad
     warned = [w for w in warnings_of(client.watch(execution_id)) if w.startswith("no trade:")]
     assert warned and '"Buy when the price is above 10000000" (close > 10000000' in warned[0]
     assert any(w.startswith("no trade:") for w in client.get(execution_id).agent_insights["warnings"])
+
+
+def test_an_exit_and_a_target_that_never_closed_a_trade_are_warned_by_node(client):
+    import talib
+
+    from services.common.config import project_root
+    from stratexec_runtime.data import read_price_csv
+
+    close = read_price_csv(project_root() / "data" / "ohlcv" / "BTC-USD.csv")["close"]
+    assert talib.RSI(close.to_numpy(), 14)[close.index.year == 2024].max() < 99  # TA-Lib: the exit cannot fire
+    execution = client.execute({"nodes": [
+        {"id": "entry", "type": "entry_condition", "meta": {"rules": ["Enter on 20-day MA crossover"]}},
+        {"id": "hot", "type": "exit_condition", "meta": {"rules": ["Exit when RSI(14) is above 99"]}},
+        {"id": "moon", "type": "take_profit", "meta": {"target_pct": 500}},
+        {"id": "sl", "type": "stop_loss", "meta": {"stop_pct": 2}},
+    ]}, btc_2024())
+    warned = [w for w in warnings_of(client.watch(execution.id)) if "closed none of" in w]
+    assert [w.split(" (")[0] for w in warned] == ["exit_condition 'hot'", "take_profit 'moon'"]
+    trades = client.results(execution.id).result.trades
+    assert {t.exit_reason for t in trades if t.status == backtest_pb2.TRADE_STATUS_CLOSED} == {"sl"}
+    assert warned == [w for w in client.get(execution.id).agent_insights["warnings"] if "closed none of" in w]

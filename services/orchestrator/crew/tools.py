@@ -25,7 +25,7 @@ from services.orchestrator.convert import struct
 from services.orchestrator.crew import proposals
 from services.orchestrator.crew.context import ExecutionContext
 from services.orchestrator.db.repository import LeaseLost
-from services.orchestrator.no_trade import no_trade_warning
+from services.orchestrator.silent_rules import never_closed_warnings, no_trade_warning
 from services.orchestrator.warmup import warmup_shortfalls
 from stratexec.codegen.v1 import codegen_pb2
 from stratexec.memory.v1 import memory_pb2
@@ -341,6 +341,8 @@ class ExecuteCodeTool(ContextTool):
                 ctx.warn("sandbox", message)
             if (message := no_trade_warning(ctx.analysis, reply.result)) is not None:
                 ctx.warn("sandbox", message)  # in the event stream, the insights and the CLI's output
+            for message in never_closed_warnings(ctx.analysis, reply.result):
+                ctx.warn("sandbox", message)
             return {"outcome": "RUN_OUTCOME_SUCCEEDED", "metrics": json_format.MessageToDict(reply.result.metrics),
                     "duration_ms": round(reply.duration_ms, 1), "isolation": list(reply.isolation)}
 
