@@ -11,7 +11,8 @@ from google.protobuf import struct_pb2
 
 from services.common import errors
 from stratexec.backtest.v1 import backtest_pb2
-from stratexec.orchestrator.v1 import dataset_pb2, dataset_pb2_grpc, execution_pb2, execution_pb2_grpc, strategy_pb2_grpc
+from stratexec.orchestrator.v1 import (dataset_pb2, dataset_pb2_grpc, execution_pb2, execution_pb2_grpc, indicator_pb2,
+                                       indicator_pb2_grpc, strategy_pb2_grpc)
 
 DEFAULT_ADDR = os.environ.get("STRATEXEC_ADDR", f"localhost:{os.environ.get('ORCHESTRATOR_PORT', '50051')}")
 
@@ -39,6 +40,7 @@ class Client:
         self.executions = execution_pb2_grpc.ExecutionServiceStub(self.channel)
         self.strategies = strategy_pb2_grpc.StrategyServiceStub(self.channel)
         self.datasets = dataset_pb2_grpc.DatasetServiceStub(self.channel)
+        self.indicators = indicator_pb2_grpc.IndicatorServiceStub(self.channel)
         self.metadata = (("x-user-id", user),) if user else ()
 
     def _call(self, method, request, timeout: float = 60):
@@ -67,6 +69,16 @@ class Client:
 
     def delete_dataset(self, name: str) -> None:
         self._call(self.datasets.DeleteDataset, dataset_pb2.DeleteDatasetRequest(name=name))
+
+    def save_indicator(self, name: str, expression: str, replace: bool = False):
+        request = indicator_pb2.SaveIndicatorRequest(name=name, expression=expression, replace=replace)
+        return self._call(self.indicators.SaveIndicator, request).indicator
+
+    def list_indicators(self):
+        return self._call(self.indicators.ListIndicators, indicator_pb2.ListIndicatorsRequest()).indicators
+
+    def delete_indicator(self, name: str) -> None:
+        self._call(self.indicators.DeleteIndicator, indicator_pb2.DeleteIndicatorRequest(name=name))
 
     def get(self, execution_id: str):
         return self._call(self.executions.GetExecution, execution_pb2.GetExecutionRequest(execution_id=execution_id)).execution

@@ -9,6 +9,7 @@
     stratexec compare ID ID ... [--html FILE] (metrics side by side, equity overlay chart)
     stratexec data upload FILE [--name N] [--replace] | data list | data delete NAME   (your bars, traded as @NAME)
     stratexec run strategy.json --data mine.csv ...   (uploads mine.csv as @MINE and trades it)
+    stratexec indicators save NAME EXPRESSION [--replace] | indicators list | indicators delete NAME
 
 On a terminal, `run --watch` and `watch` show one live status line (status,
 elapsed time, latest agent step) and keep each status change as a line of
@@ -252,6 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--replace", action="store_true", help="overwrite a dataset of the same name")
     data_sub.add_parser("list", parents=[common], help="list your datasets")
     data_sub.add_parser("delete", parents=[common], help="delete a dataset").add_argument("name")
+    indicators = sub.add_parser("indicators", parents=[common], help="your saved custom indicators: save, list, delete",
+                                description="Custom indicators saved once and used by name in the rules of later "
+                                            "strategies (\"Enter when my_osc crosses above 1.5\").")
+    ind_sub = indicators.add_subparsers(dest="indicators_command", required=True)
+    save = ind_sub.add_parser("save", parents=[common], help="save an indicator (its expression is compiled first)")
+    save.add_argument("name")
+    save.add_argument("expression", help='such as "(close - sma(close, 10)) / atr(14)"')
+    save.add_argument("--replace", action="store_true", help="overwrite a saved indicator of the same name")
+    ind_sub.add_parser("list", parents=[common], help="list your saved indicators")
+    ind_sub.add_parser("delete", parents=[common], help="delete a saved indicator").add_argument("name")
     lister = sub.add_parser("list", parents=[common], help="list your executions, newest first")
     lister.add_argument("--page-size", type=int, default=20)
     lister.add_argument("--page-token", default="")
@@ -320,6 +331,25 @@ def data_command(client: Client, args) -> int:
         client.delete_dataset(args.name)
         if not args.json:
             print(f"deleted @{args.name.removeprefix('@').upper()}")
+    return 0
+
+
+def indicators_command(client: Client, args) -> int:
+    """`indicators save NAME EXPRESSION [--replace]`, `indicators list`, `indicators delete NAME`."""
+    if args.indicators_command == "save":
+        saved = client.save_indicator(args.name, args.expression, args.replace)
+        print(_json(saved) if args.json else f"saved {saved.name} = {saved.expression}")
+    elif args.indicators_command == "list":
+        saved = client.list_indicators()
+        if args.json:
+            print(json.dumps([json.loads(_json(s, one_line=True)) for s in saved]))
+        else:
+            print(render.table(["NAME", "EXPRESSION"], [[s.name, s.expression] for s in saved]) if saved else
+                  "no saved indicators (stratexec indicators save NAME EXPRESSION)")
+    else:
+        client.delete_indicator(args.name)
+        if not args.json:
+            print(f"deleted {args.name}")
     return 0
 
 
@@ -399,6 +429,8 @@ def _dispatch(client: Client, args) -> int:
         return export_command(client, args)
     elif args.command == "data":
         return data_command(client, args)
+    elif args.command == "indicators":
+        return indicators_command(client, args)
     elif args.command == "compare":
         return compare_command(client, args)
     elif args.command == "report":

@@ -188,10 +188,11 @@ def _signals_function(a: Analysis) -> list[str]:
 
 
 def _charted(a: Analysis) -> list[Series]:
-    """Every indicator a condition reads (not the price fields), once, in the strategy's order."""
+    """Every indicator a condition compares (not the price fields, not what it is computed from), once, in the
+    strategy's order."""
     found: dict[str, Series] = {}
     for node in a.condition_nodes:
-        for s in node.condition.series_needed():
+        for s in node.condition.compared():
             if s.is_indicator:
                 found.setdefault(s.key, s)
     return list(found.values())

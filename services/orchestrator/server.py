@@ -20,15 +20,17 @@ from services.orchestrator.strategy_service import StrategyServicer  # noqa: E40
 from services.orchestrator.worker import Runner  # noqa: E402
 from services.orchestrator.preferences import PreferenceServicer  # noqa: E402
 from services.orchestrator.dataset_service import DatasetServicer  # noqa: E402
+from services.orchestrator.indicator_service import IndicatorServicer  # noqa: E402
 from stratexec.orchestrator.v1 import (  # noqa: E402
-    dataset_pb2, dataset_pb2_grpc, execution_pb2, execution_pb2_grpc, preference_pb2, preference_pb2_grpc, strategy_pb2,
-    strategy_pb2_grpc)
+    dataset_pb2, dataset_pb2_grpc, execution_pb2, execution_pb2_grpc, indicator_pb2, indicator_pb2_grpc, preference_pb2,
+    preference_pb2_grpc, strategy_pb2, strategy_pb2_grpc)
 
 SERVICE_NAMES = [
     execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name,
     strategy_pb2.DESCRIPTOR.services_by_name["StrategyService"].full_name,
     preference_pb2.DESCRIPTOR.services_by_name["PreferenceService"].full_name,
     dataset_pb2.DESCRIPTOR.services_by_name["DatasetService"].full_name,
+    indicator_pb2.DESCRIPTOR.services_by_name["IndicatorService"].full_name,
 ]
 
 
@@ -47,6 +49,7 @@ async def main() -> None:
         strategy_pb2_grpc.add_StrategyServiceServicer_to_server(StrategyServicer(config, identity, repo, clients), server)
         preference_pb2_grpc.add_PreferenceServiceServicer_to_server(PreferenceServicer(identity, repo, clients), server)
         dataset_pb2_grpc.add_DatasetServiceServicer_to_server(DatasetServicer(identity, repo), server)
+        indicator_pb2_grpc.add_IndicatorServiceServicer_to_server(IndicatorServicer(identity, repo, clients), server)
 
     listener = PgListener(config.database_url, events.notifier.notify, runner.wake) if repo.is_postgres else None
 

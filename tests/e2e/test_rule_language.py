@@ -3,6 +3,10 @@ with no trade says so in the event stream, the insights and the CLI's output."""
 from __future__ import annotations
 
 import json
+import re
+
+import grpc
+import pytest
 
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2 as S
@@ -65,3 +69,44 @@ def test_an_exit_and_a_target_that_never_closed_a_trade_are_warned_by_node(clien
     trades = client.results(execution.id).result.trades
     assert {t.exit_reason for t in trades if t.status == backtest_pb2.TRADE_STATUS_CLOSED} == {"sl"}
     assert warned == [w for w in client.get(execution.id).agent_insights["warnings"] if "closed none of" in w]
+
+
+def test_an_indicator_saved_once_is_used_by_name_in_a_later_strategy(orchestrator_addr, tmp_path):
+    from stratexec_cli.client import Client, ClientError
+    from tests.codegen.heldout_oracle import Bars, atr
+    from services.common.config import project_root
+    from stratexec_runtime.data import read_price_csv
+
+    saver = cli(orchestrator_addr, "--user", "indicator-saver", "indicators", "save", "my_osc", "(close - sma(close, 10)) / atr(14)")
+    assert saver.returncode == 0 and saver.stdout.strip() == "saved my_osc = (close - sma(close, 10)) / atr(14)", saver.stderr
+    listed = cli(orchestrator_addr, "--user", "indicator-saver", "indicators", "list").stdout.splitlines()
+    assert listed[2].split(maxsplit=1) == ["my_osc", "(close - sma(close, 10)) / atr(14)"]
+
+    client = Client(orchestrator_addr, user="indicator-saver")
+    strategy = {"nodes": [  # no indicator node: the saved definition is used
+        {"id": "entry", "type": "entry_condition", "meta": {"rules": ["Enter when my_osc crosses above 1.5"]}},
+        {"id": "exit", "type": "exit_condition", "meta": {"rules": ["Exit when my_osc is below 0"]}},
+    ]}
+    execution = client.execute(strategy, btc_2024())
+    assert list(client.watch(execution.id))[-1].status == S.EXECUTION_STATUS_COMPLETED
+    said = {r["node_id"]: r["rule"] for r in client.get(execution.id).agent_insights["interpretation"]}
+    assert said["saved_my_osc"] == "my_osc = (close - sma(close, 10)) / atr(14)"
+    result = client.results(execution.id).result
+    assert result.metrics.trades > 0
+    [line] = [line for line in result.lines if line.kind == backtest_pb2.CHART_LINE_KIND_INDICATOR]
+    # pandas on the bars the script reads: its warm-up before start_date, then the window
+    warmup = int(re.search(r'"warmup_bars": (\d+)', client.code(execution.id).code).group(1))
+    bars = read_price_csv(project_root() / "data" / "ohlcv" / "BTC-USD.csv").loc[:"2024-12-31"]
+    first = bars.index.get_loc(bars.loc["2024-01-01":].index[0])
+    d = Bars(bars.iloc[first - warmup:])
+    want = ((d.c - d.c.rolling(10).mean()) / atr(d, 14)).loc["2024-01-01":]
+    assert [p.time for p in line.points] == [t.strftime("%Y-%m-%d") for t in want.index]
+    assert [p.value for p in line.points] == pytest.approx(want.tolist(), rel=1e-9)
+
+    # Another user has no such indicator: the rule is not understood.
+    with pytest.raises(ClientError) as unknown:
+        Client(orchestrator_addr, user="someone-else").execute(strategy, btc_2024())
+    assert unknown.value.status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    with pytest.raises(ClientError) as bad:
+        client.save_indicator("broken", "sma(close, ")
+    assert bad.value.status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and "expression" in str(bad.value)

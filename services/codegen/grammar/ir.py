@@ -119,6 +119,18 @@ class Condition(abc.ABC):
         """The formula without the expansion of crossings."""
         return self.formula()
 
+    def compared(self) -> list[Series]:
+        """The series this condition compares (its operands), not the series they are computed from."""
+        out = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            for item in value if isinstance(value, tuple) else (value,):
+                if isinstance(item, Operand) and item.series is not None:
+                    out.append(item.series)
+                elif isinstance(item, Condition):
+                    out.extend(item.compared())
+        return out
+
     def full_formula(self) -> str:
         return self.formula() + AT_CLOSE
 

@@ -116,3 +116,16 @@ class Dataset(Base):
     last_date: Mapped[str] = mapped_column(String(10))
     has_adj_close: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SavedIndicator(Base):
+    """A user's custom indicator, added as an indicator node to any later strategy whose rules name it."""
+
+    __tablename__ = "saved_indicators"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_saved_indicator_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    name: Mapped[str] = mapped_column(String(40))
+    expression: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

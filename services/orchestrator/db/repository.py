@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from services.common import errors, page_tokens
 from services.orchestrator.db import guards, migrate
-from services.orchestrator.db.models import (BacktestRun, Dataset, ExecutionEvent, Strategy, StrategyExecution,
-                                               UserPreferences, utcnow)
+from services.orchestrator.db.models import (BacktestRun, Dataset, ExecutionEvent, SavedIndicator, Strategy,
+                                               StrategyExecution, UserPreferences, utcnow)
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 RUNNING = ("ANALYZING", "GENERATING_CODE", "EXECUTING")
@@ -387,48 +387,66 @@ class Repository:
             ).all()
         return [f"{_aware(t).isoformat(timespec='seconds')} {m}" for t, m in rows]
 
-    # -- datasets -----------------------------------------------------------
-    def put_dataset(self, user_id: str, name: str, checked, replace: bool) -> Dataset | None:
-        """Store (or with ``replace``, overwrite) a checked dataset in one transaction; None when the
-        name is taken and ``replace`` is false."""
-        fields = dict(csv=checked.csv, sha256=checked.sha256, bars=checked.bars, first_date=checked.first_date,
-                      last_date=checked.last_date, has_adj_close=int(checked.has_adj_close), created_at=utcnow())
+    # -- datasets and saved indicators: named rows a user owns ----------------
+    def _put_named(self, model, user_id: str, name: str, fields: dict, replace: bool):
+        """Store (or with ``replace``, overwrite) one of the user's named rows in one transaction;
+        None when the name is taken and ``replace`` is false."""
+        fields = {**fields, "created_at": utcnow()}
         try:
             with self.sessions.begin() as s:
-                row = s.execute(select(Dataset).where(Dataset.user_id == user_id, Dataset.name == name)
+                row = s.execute(select(model).where(model.user_id == user_id, model.name == name)
                                 .with_for_update()).scalar_one_or_none()
                 if row is not None and not replace:
                     return None
                 if row is None:
-                    row = Dataset(id=new_id(), user_id=user_id, name=name, **fields)
+                    row = model(id=new_id(), user_id=user_id, name=name, **fields)
                     s.add(row)
                 else:
                     for key, value in fields.items():
                         setattr(row, key, value)
                 s.flush()
                 return row
-        except IntegrityError:  # the same name uploaded at once: the first one stored wins
+        except IntegrityError:  # the same name stored at once: the first one wins
             return None
 
-    def list_datasets(self, user_id: str) -> list[Dataset]:
+    def _named(self, model, user_id: str, names: Iterable[str] | None = None) -> list:
         with self.sessions() as s:
-            return list(s.execute(select(Dataset).where(Dataset.user_id == user_id).order_by(Dataset.name)).scalars())
+            query = select(model).where(model.user_id == user_id)
+            if names is not None:
+                query = query.where(model.name.in_(list(names)))
+            return list(s.execute(query.order_by(model.name)).scalars())
 
-    def datasets_named(self, user_id: str, names: Iterable[str]) -> dict[str, Dataset]:
-        names = list(names)
-        if not names:
-            return {}
-        with self.sessions() as s:
-            rows = s.execute(select(Dataset).where(Dataset.user_id == user_id, Dataset.name.in_(names))).scalars()
-            return {row.name: row for row in rows}
-
-    def delete_dataset(self, user_id: str, name: str) -> bool:
+    def _delete_named(self, model, user_id: str, name: str) -> bool:
         with self.sessions.begin() as s:
-            row = s.execute(select(Dataset).where(Dataset.user_id == user_id, Dataset.name == name)).scalar_one_or_none()
+            row = s.execute(select(model).where(model.user_id == user_id, model.name == name)).scalar_one_or_none()
             if row is None:
                 return False
             s.delete(row)
             return True
+
+    def put_dataset(self, user_id: str, name: str, checked, replace: bool) -> Dataset | None:
+        return self._put_named(Dataset, user_id, name, dict(
+            csv=checked.csv, sha256=checked.sha256, bars=checked.bars, first_date=checked.first_date,
+            last_date=checked.last_date, has_adj_close=int(checked.has_adj_close)), replace)
+
+    def list_datasets(self, user_id: str) -> list[Dataset]:
+        return self._named(Dataset, user_id)
+
+    def datasets_named(self, user_id: str, names: Iterable[str]) -> dict[str, Dataset]:
+        names = list(names)
+        return {row.name: row for row in self._named(Dataset, user_id, names)} if names else {}
+
+    def delete_dataset(self, user_id: str, name: str) -> bool:
+        return self._delete_named(Dataset, user_id, name)
+
+    def put_indicator(self, user_id: str, name: str, expression: str, replace: bool) -> SavedIndicator | None:
+        return self._put_named(SavedIndicator, user_id, name, {"expression": expression}, replace)
+
+    def list_indicators(self, user_id: str) -> list[SavedIndicator]:
+        return self._named(SavedIndicator, user_id)
+
+    def delete_indicator(self, user_id: str, name: str) -> bool:
+        return self._delete_named(SavedIndicator, user_id, name)
 
     # -- paging -------------------------------------------------------------
     @staticmethod
