@@ -148,3 +148,14 @@ def test_datasets_belong_to_their_owner(orchestrator_addr):
     assert gone.value.status.code == grpc.StatusCode.NOT_FOUND.value[0]
     owner.delete_dataset("@private")
     assert [d.symbol for d in owner.list_datasets()] == []
+
+
+def test_a_file_over_the_size_limit_is_refused_and_nothing_is_stored(orchestrator_addr):
+    from services.orchestrator.datasets import MAX_UPLOAD_BYTES
+
+    client = Client(orchestrator_addr, user="large-file-uploader")
+    with pytest.raises(ClientError) as failure:
+        client.upload_dataset(b"x" * (MAX_UPLOAD_BYTES + 1), "huge")
+    assert failure.value.status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert violations(failure) == [("chunk", "the file is too large")] and "over 16 MiB" in failure.value.status.message
+    assert list(client.list_datasets()) == []
