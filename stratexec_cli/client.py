@@ -12,7 +12,7 @@ from google.protobuf import struct_pb2
 from services.common import errors
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import (dataset_pb2, dataset_pb2_grpc, execution_pb2, execution_pb2_grpc, indicator_pb2,
-                                       indicator_pb2_grpc, strategy_pb2_grpc)
+                                       indicator_pb2_grpc, strategy_pb2, strategy_pb2_grpc)
 
 DEFAULT_ADDR = os.environ.get("STRATEXEC_ADDR", f"localhost:{os.environ.get('ORCHESTRATOR_PORT', '50051')}")
 
@@ -69,6 +69,11 @@ class Client:
 
     def delete_dataset(self, name: str) -> None:
         self._call(self.datasets.DeleteDataset, dataset_pb2.DeleteDatasetRequest(name=name))
+
+    def create_strategy(self, schema: dict, name: str = ""):
+        body = struct_pb2.Struct()
+        body.update(schema)
+        return self._call(self.strategies.CreateStrategy, strategy_pb2.CreateStrategyRequest(schema=body, name=name)).strategy
 
     def save_indicator(self, name: str, expression: str, replace: bool = False):
         request = indicator_pb2.SaveIndicatorRequest(name=name, expression=expression, replace=replace)

@@ -17,7 +17,7 @@ from services.orchestrator.identity import Identity
 from services.orchestrator.events import EventLog
 from services.orchestrator.checks import check_data, compile_strategy
 from services.orchestrator.dataset_service import param_symbols, uploads_for
-from services.orchestrator.indicator_service import with_saved_indicators
+from services.orchestrator.indicator_service import expanded
 from services.orchestrator.strategy_service import page_size
 from services.orchestrator.worker import Runner
 from stratexec.backtest.v1 import backtest_pb2
@@ -112,11 +112,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             schema = convert.struct(strategy.schema_json)
         else:
             schema = request.schema
-        # a rule may name one of the user's saved indicators: its definition joins the schema as a node
-        given = convert.struct_to_dict(schema)
-        expanded = await asyncio.to_thread(with_saved_indicators, self.repo, user, given)
-        if expanded is not given:
-            schema = convert.struct(expanded)
+        schema = await expanded(self.repo, user, schema)  # the saved indicators its rules name, as nodes
         compiled = await compile_strategy(self.clients, schema, params)  # bad rules fail here, before anything is stored
         analysis = compiled.analysis
         uploads = await asyncio.to_thread(uploads_for, self.repo, user, param_symbols(params))  # the user's datasets

@@ -51,6 +51,13 @@ def with_saved_indicators(repo: Repository, user_id: str, schema: dict) -> dict:
     return {**schema, "nodes": added + nodes} if added else schema
 
 
+async def expanded(repo: Repository, user_id: str, schema):
+    """A schema (Struct) with the user's saved indicators its rules name, as indicator nodes; itself if none."""
+    given = convert.struct_to_dict(schema)
+    result = await asyncio.to_thread(with_saved_indicators, repo, user_id, given)
+    return schema if result is given else convert.struct(result)
+
+
 class IndicatorServicer(indicator_pb2_grpc.IndicatorServiceServicer):
     def __init__(self, identity: Identity, repo: Repository, clients: ServiceClients):
         self.identity = identity

@@ -10,6 +10,7 @@ from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.db.repository import Repository
 from services.orchestrator.identity import Identity
 from services.orchestrator.checks import analyze
+from services.orchestrator.indicator_service import expanded
 from stratexec.orchestrator.v1 import strategy_pb2, strategy_pb2_grpc
 
 MAX_PAGE = 500
@@ -36,9 +37,10 @@ class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
         bad = struct_limits.problems(request.schema, "schema")
         if bad:
             raise errors.invalid_argument("invalid CreateStrategy request", bad)
-        analysis = await analyze(self.clients, request.schema, backtest_params.resolve(None).to_proto())
+        schema = await expanded(self.repo, user, request.schema)  # stored with the saved indicators it names
+        analysis = await analyze(self.clients, schema, backtest_params.resolve(None).to_proto())
         name = request.name.strip() or analysis.summary[:256] or "strategy"
-        row = await asyncio.to_thread(self.repo.create_strategy, user, name, convert.struct_to_dict(request.schema))
+        row = await asyncio.to_thread(self.repo.create_strategy, user, name, convert.struct_to_dict(schema))
         return strategy_pb2.CreateStrategyResponse(strategy=convert.strategy(row))
 
     async def GetStrategy(self, request, context):

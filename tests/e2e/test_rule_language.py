@@ -103,6 +103,13 @@ def test_an_indicator_saved_once_is_used_by_name_in_a_later_strategy(orchestrato
     assert [p.time for p in line.points] == [t.strftime("%Y-%m-%d") for t in want.index]
     assert [p.value for p in line.points] == pytest.approx(want.tolist(), rel=1e-9)
 
+    # Stored as a strategy, it keeps the definition it was given.
+    from google.protobuf import json_format
+
+    nodes = json_format.MessageToDict(client.create_strategy(strategy).schema)["nodes"]
+    assert nodes[0] == {"id": "saved_my_osc", "type": "indicator",
+                        "meta": {"name": "my_osc", "expression": "(close - sma(close, 10)) / atr(14)"}}
+
     # Another user has no such indicator: the rule is not understood.
     with pytest.raises(ClientError) as unknown:
         Client(orchestrator_addr, user="someone-else").execute(strategy, btc_2024())
