@@ -15,6 +15,7 @@ from stratexec.orchestrator.v1 import dataset_pb2, dataset_pb2_grpc
 from stratexec.sandbox.v1 import sandbox_pb2
 
 PREFIX = "@"  # a symbol naming an uploaded dataset: "@MINE"
+MAX_REQUEST_BARS_BYTES = 24 * 1024 * 1024  # the uploaded bars one backtest may carry (a gRPC message is at most 32 MiB)
 
 
 def to_proto(row) -> dataset_pb2.Dataset:
@@ -36,6 +37,11 @@ def uploads_for(repo: Repository, user_id: str, symbols) -> list[sandbox_pb2.Upl
             message = f"no dataset named {name!r}: upload it first (stratexec data upload FILE --name {name})"
             raise errors.ApiError(grpc.StatusCode.NOT_FOUND, message, reason="DATASET_NOT_FOUND",
                                   metadata={"dataset": name}, violations=[(field, message)])
+    size = sum(len(row.csv) for row in found.values())
+    if size > MAX_REQUEST_BARS_BYTES:
+        raise errors.invalid_argument(
+            f"the uploaded datasets of this backtest hold {size / 2**20:.1f} MiB of bars; at most "
+            f"{MAX_REQUEST_BARS_BYTES // 2**20} MiB in one backtest", [("params.symbols", "fewer or shorter datasets")])
     return [sandbox_pb2.UploadedBars(symbol=PREFIX + row.name, csv=row.csv, sha256=row.sha256) for row in found.values()]
 
 
