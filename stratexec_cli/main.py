@@ -104,6 +104,11 @@ def _json(message, one_line: bool = False) -> str:
                                      always_print_fields_with_no_presence=True)
 
 
+def _json_list(messages) -> str:
+    """A JSON array of messages, every field of each."""
+    return json.dumps([json.loads(_json(m, one_line=True)) for m in messages])
+
+
 def watch(client: Client, execution_id: str, as_json: bool, out=None, live_line: bool | None = None) -> str:
     """Print events as they stream; returns the final status name.
 
@@ -179,7 +184,7 @@ def export_command(client: Client, args) -> int:
     result = client.results(args.execution_id).result
     if args.json:
         rows = result.trades if args.command == "trades" else result.equity
-        print(json.dumps([json.loads(_json(row, one_line=True)) for row in rows]))
+        print(_json_list(rows))
         return 0
     text = export.trades_csv(result) if args.command == "trades" else export.equity_csv(result)
     if args.csv and args.csv != "-":
@@ -320,7 +325,7 @@ def data_command(client: Client, args) -> int:
     elif args.data_command == "list":
         datasets = client.list_datasets()
         if args.json:
-            print(json.dumps([json.loads(_json(d, one_line=True)) for d in datasets]))
+            print(_json_list(datasets))
         elif not datasets:
             print("no datasets (stratexec data upload FILE)")
         else:
@@ -342,7 +347,7 @@ def indicators_command(client: Client, args) -> int:
     elif args.indicators_command == "list":
         saved = client.list_indicators()
         if args.json:
-            print(json.dumps([json.loads(_json(s, one_line=True)) for s in saved]))
+            print(_json_list(saved))
         else:
             print(render.table(["NAME", "EXPRESSION"], [[s.name, s.expression] for s in saved]) if saved else
                   "no saved indicators (stratexec indicators save NAME EXPRESSION)")

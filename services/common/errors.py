@@ -122,6 +122,12 @@ def not_found(what: str, ident: str) -> ApiError:
     return ApiError(grpc.StatusCode.NOT_FOUND, f"{what} {ident!r} not found", reason=f"{what.upper()}_NOT_FOUND", metadata={"id": ident})
 
 
+def name_taken(what: str, name: str) -> ApiError:
+    """ALREADY_EXISTS for one of the caller's named things (a dataset, a saved indicator) stored without replace."""
+    return ApiError(grpc.StatusCode.ALREADY_EXISTS, f"you already have a {what} named {name}: send replace to overwrite it",
+                    reason=f"{what.upper()}_EXISTS", metadata={what: name})
+
+
 def failed_precondition(message: str, reason: str, **metadata) -> ApiError:
     return ApiError(grpc.StatusCode.FAILED_PRECONDITION, message, reason=reason, metadata=metadata)
 

@@ -50,6 +50,13 @@ def param_symbols(params) -> list[tuple[str, str]]:
     return [(f"params.symbols[{i}]", s) for i, s in enumerate(params.symbols)] + [("params.benchmark", params.benchmark)]
 
 
+def _name(raw: str) -> str:
+    name, problem = datasets.dataset_name(raw)
+    if problem:
+        raise errors.invalid_argument(f"dataset name {raw!r}: {problem}", [("name", problem)])
+    return name
+
+
 class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
     def __init__(self, identity: Identity, repo: Repository):
         self.identity = identity
@@ -67,9 +74,7 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
             chunks.append(request.chunk)
         if first is None:
             raise errors.invalid_argument("an upload needs at least one message", [("name", "must not be empty")])
-        name, problem = datasets.dataset_name(first.name)
-        if problem:
-            raise errors.invalid_argument(f"dataset name {first.name!r}: {problem}", [("name", problem)])
+        name = _name(first.name)
         parquet = {dataset_pb2.DATASET_FORMAT_CSV: False, dataset_pb2.DATASET_FORMAT_PARQUET: True}.get(first.format)
         try:
             checked = await asyncio.to_thread(datasets.check, b"".join(chunks), parquet)
@@ -77,9 +82,7 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
             raise errors.invalid_argument(f"dataset {name}: {exc}", exc.problems, reason="DATASET_REJECTED") from None
         row = await asyncio.to_thread(self.repo.put_dataset, user, name, checked, first.replace)
         if row is None:
-            raise errors.ApiError(grpc.StatusCode.ALREADY_EXISTS,
-                                  f"you already have a dataset named {name}: send replace to overwrite it",
-                                  reason="DATASET_EXISTS", metadata={"dataset": name})
+            raise errors.name_taken("dataset", name)
         return dataset_pb2.UploadDatasetResponse(dataset=to_proto(row))
 
     async def ListDatasets(self, request, context):
@@ -88,9 +91,7 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
 
     async def DeleteDataset(self, request, context):
         user = self.identity.user(context)
-        name, problem = datasets.dataset_name(request.name)
-        if problem:
-            raise errors.invalid_argument(f"dataset name {request.name!r}: {problem}", [("name", problem)])
+        name = _name(request.name)
         if not await asyncio.to_thread(self.repo.delete_dataset, user, name):
             raise errors.not_found("dataset", name)
         return dataset_pb2.DeleteDatasetResponse()

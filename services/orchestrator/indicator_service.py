@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 
-import grpc
-
 from services.common import errors
 from services.orchestrator import convert
 from services.orchestrator.checks import analyze
@@ -85,9 +83,7 @@ class IndicatorServicer(indicator_pb2_grpc.IndicatorServiceServicer):
             raise errors.invalid_argument(f"indicator {name}: {exc.message}", [("expression", exc.message)]) from None
         row = await asyncio.to_thread(self.repo.put_indicator, user, name, expression, request.replace)
         if row is None:
-            raise errors.ApiError(grpc.StatusCode.ALREADY_EXISTS,
-                                  f"you already have an indicator named {name}: send replace to overwrite it",
-                                  reason="INDICATOR_EXISTS", metadata={"indicator": name})
+            raise errors.name_taken("indicator", name)
         return indicator_pb2.SaveIndicatorResponse(indicator=to_proto(row))
 
     async def ListIndicators(self, request, context):

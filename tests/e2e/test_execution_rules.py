@@ -8,6 +8,7 @@ import pytest
 from services.common.config import project_root
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2
+from stratexec_runtime.data import read_price_csv
 from stratexec_runtime.metrics import metrics_agree
 from tests.e2e.conftest import run_by_hand, served_metrics
 
@@ -78,7 +79,13 @@ def test_each_allocation_runs_end_to_end_and_by_hand_alike(client, case, tmp_pat
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_rule_option_runs_end_to_end_and_by_hand_alike(client, case, tmp_path):
     fields, words = CASES[case]
-    run_and_compare(client, STRATEGY, fields, words, tmp_path)
+    result = run_and_compare(client, STRATEGY, fields, words, tmp_path)
+    # Every entry filled where fill_at says, checked on the CSV: the bar's close, or its open (the bar after the
+    # signal), plus the slippage.
+    field = "open" if fields.get("fill_at") == "next_open" else "close"
+    bars = {s: read_price_csv(DATA / f"{s}.csv") for s in {t.symbol for t in result.trades}}
+    assert [t.entry_price for t in result.trades] == pytest.approx(
+        [bars[t.symbol].loc[t.entry_time, field] * 1.0005 for t in result.trades], rel=1e-9)
 
 
 def run_and_compare(client, strategy, fields, words, tmp_path, reasons=REASONS):
