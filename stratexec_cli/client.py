@@ -56,6 +56,22 @@ class Client:
                                                        name=name)
         return self._call(self.executions.ExecuteStrategy, request).execution
 
+    def optimize(self, schema: dict, params: backtest_pb2.BacktestParams, ranges, request_id: str | None = None,
+                 name: str = "", **options):
+        """OptimizeStrategy: ``ranges`` are codegen ParameterRange messages; ``options`` the request's other
+        fields (objective, min_trades, max_drawdown, walk_forward_segments, in_sample_fraction)."""
+        body = struct_pb2.Struct()
+        body.update(schema)
+        request = execution_pb2.OptimizeStrategyRequest(schema=body, params=params, ranges=ranges, name=name,
+                                                        request_id=request_id or str(uuid.uuid4()), **options)
+        return self._call(self.executions.OptimizeStrategy, request).execution
+
+    def optimization(self, execution_id: str, page_size: int = 0, page_token: str = "", heatmap_x: str = "",
+                     heatmap_y: str = ""):
+        return self._call(self.executions.GetOptimizationResults, execution_pb2.GetOptimizationResultsRequest(
+            execution_id=execution_id, page_size=page_size, page_token=page_token, heatmap_x=heatmap_x,
+            heatmap_y=heatmap_y))
+
     def upload_dataset(self, content: bytes, name: str, replace: bool = False, chunk: int = 1 << 20):
         """Stream a CSV or Parquet file (its format read from its bytes) in 1 MiB chunks."""
         def requests():

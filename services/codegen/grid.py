@@ -91,3 +91,17 @@ def expand(ranges, parameters: list[Parameter], max_combinations: int = 0) -> Gr
     order = [p for p in parameters if p.name in chosen]
     order.sort(key=lambda p: 0 if p.location[1] in ("rules", "conditions") else 1)  # stable: schema order inside
     return Grid(tuple(order), tuple(tuple(chosen[p.name]) for p in order))
+
+
+def assign(parameters: list[Parameter], values: dict[str, float]) -> None:
+    """Check single values for named parameters (GenerateCode's parameter_values); raises INVALID_ARGUMENT."""
+    by_name = {p.name: p for p in parameters}
+    problems = []
+    for name, value in sorted(values.items()):
+        p = by_name.get(name)
+        if p is None:
+            problems.append((f"parameter_values[{name}]", f"unknown parameter {name!r}; valid parameters: {describe(parameters)}"))
+        elif not math.isfinite(value) or not p.accepts(value):
+            problems.append((f"parameter_values[{name}]", f"{name} = {value:g} is outside its valid range: {p.range_words()}"))
+    if problems:
+        raise errors.invalid_argument(problems[0][1], problems, reason="INVALID_PARAMETER_VALUE")

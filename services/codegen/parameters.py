@@ -248,6 +248,17 @@ def substitute(doc: dict, parameters: list[Parameter], values: dict[str, float])
     return out
 
 
+def family(doc: dict, parameters: list[Parameter]) -> str:
+    """sha256 of the schema with every named parameter's number replaced by a placeholder: the same
+    strategy with other numbers is the same family (what the trial ledger counts trials of)."""
+    import hashlib
+    import json
+
+    template = substitute(doc, parameters, {p.name: 0 for p in parameters})
+    names = [p.name for p in parameters]
+    return hashlib.sha256(json.dumps([template, names], sort_keys=True).encode()).hexdigest()
+
+
 def is_signal(p: Parameter) -> bool:
     """True when the parameter changes entry/exit signals (a rule), False for stop and target levels."""
     return p.location[1] in ("rules", "conditions")

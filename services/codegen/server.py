@@ -16,7 +16,7 @@ import logging
 import grpc
 from google.protobuf import json_format
 
-from services.codegen import compiler, emit
+from services.codegen import compiler, emit, grid as grid_mod, parameters as parameters_mod
 from services.codegen.sweeps import generate_sweep
 from services.codegen.config import CodegenConfig
 from services.common import code_policy, errors, logs, request_limits
@@ -33,6 +33,17 @@ def _schema(request) -> dict:
     if not request.HasField("schema"):
         raise errors.invalid_argument("schema is required", [("schema", "the strategy graph is missing")], reason="SCHEMA_INVALID")
     return json_format.MessageToDict(request.schema)
+
+
+def _with_values(schema: dict, request) -> dict:
+    """The schema with GenerateCode's parameter_values put in place (checked first)."""
+    if not getattr(request, "parameter_values", None):
+        return schema
+    base = compiler.analyze(schema, _params(request))  # a valid schema before its numbers are named
+    named = parameters_mod.extract(base.doc, base.params.timeframe)
+    values = dict(request.parameter_values)
+    grid_mod.assign(named, values)
+    return parameters_mod.substitute(base.doc, named, values)
 
 
 def _params(request):
@@ -53,8 +64,12 @@ class CodegenServicer(codegen_pb2_grpc.CodegenServiceServicer):
         remaining = context.time_remaining()
         if remaining is not None:
             timeout = min(timeout, remaining)
+
+        def compile_it() -> compiler.Analysis:
+            return compiler.analyze(_with_values(schema, request), _params(request))
+
         try:
-            return await asyncio.wait_for(asyncio.to_thread(compiler.analyze, schema, _params(request)), timeout)
+            return await asyncio.wait_for(asyncio.to_thread(compile_it), timeout)
         except asyncio.TimeoutError:
             raise errors.invalid_argument(
                 f"compiling this strategy took longer than {timeout:.1f} s", [("nodes", "fewer or shorter rules")],
@@ -75,7 +90,10 @@ class CodegenServicer(codegen_pb2_grpc.CodegenServiceServicer):
             raise errors.ApiError(grpc.StatusCode.INTERNAL, f"the compiled script breaks the code policy: "
                                   f"line {found[0].line}: {found[0].message}", reason="COMPILED_CODE_REJECTED")
         logs.log(self.logger, logging.INFO, "generated", sha256=digest, lines=code.count("\n"), policy="passed")
-        return codegen_pb2.GenerateCodeResponse(code=code, sha256=digest, analysis=analysis.to_proto())
+        reply = codegen_pb2.GenerateCodeResponse(code=code, sha256=digest, analysis=analysis.to_proto())
+        if request.parameter_values:
+            reply.schema.update(analysis.doc)
+        return reply
 
     async def GenerateSweepCode(self, request, context):
         response = generate_sweep(_schema(request), _params(request), request.ranges, request.max_combinations,

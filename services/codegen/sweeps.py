@@ -83,4 +83,5 @@ def generate_sweep(doc: dict, params, ranges, max_combinations: int = 0, walk_fo
     return codegen_pb2.GenerateSweepCodeResponse(
         code=code, sha256=emit.sha256(code), combinations=grid.combinations, longest_warmup_bars=lookback,
         parameters=[codegen_pb2.SweptParameter(name=n, values=list(v)) for n, v in zip(grid.names, grid.values)],
+        family_sha256=parameters_mod.family(base.doc, parameters),
     )

@@ -33,13 +33,13 @@ def _unavailable(service: str, exc: grpc.RpcError) -> errors.ApiError:
                            reason=f"{service.upper()}_ANSWER_UNDELIVERABLE")
 
 
-async def _codegen(clients: ServiceClients, method, request):
-    """A codegen call; its INVALID_ARGUMENT passed on as it is, anything else UNAVAILABLE."""
+async def call_codegen(clients: ServiceClients, method, request):
+    """A codegen call; its INVALID_ARGUMENT and UNIMPLEMENTED passed on as they are, anything else UNAVAILABLE."""
     try:
         return await asyncio.to_thread(clients.call, method, request)
     except grpc.RpcError as exc:
         status = errors.status_from_rpc_error(exc)
-        if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+        if exc.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED):
             raise errors.ApiError.from_status(status) from None
         raise _unavailable("codegen", exc) from None
 
@@ -47,7 +47,7 @@ async def _codegen(clients: ServiceClients, method, request):
 async def analyze(clients: ServiceClients, schema, params: backtest_pb2.BacktestParams) -> codegen_pb2.StrategyAnalysis:
     """Check that a schema compiles (a strategy stored without running it)."""
     request = codegen_pb2.AnalyzeStrategyRequest(schema=schema, params=params)
-    return (await _codegen(clients, clients.codegen.AnalyzeStrategy, request)).analysis
+    return (await call_codegen(clients, clients.codegen.AnalyzeStrategy, request)).analysis
 
 
 async def compile_strategy(clients: ServiceClients, schema,
@@ -57,7 +57,7 @@ async def compile_strategy(clients: ServiceClients, schema,
     Stored on the execution at submit; the crew's analyze and generate tools read it
     instead of compiling again."""
     request = codegen_pb2.GenerateCodeRequest(schema=schema, params=params)
-    reply = await _codegen(clients, clients.codegen.GenerateCode, request)
+    reply = await call_codegen(clients, clients.codegen.GenerateCode, request)
     if hashlib.sha256(reply.code.encode()).hexdigest() != reply.sha256:
         raise errors.ApiError(grpc.StatusCode.INTERNAL, "codegen returned code whose sha256 does not match",
                               reason="CODE_DIGEST_MISMATCH")

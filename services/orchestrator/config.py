@@ -36,6 +36,11 @@ class OrchestratorConfig(ServiceSettings):
     outage_budget_s: float = Field(60.0, ge=0)  # total back-off of re-queues after a dependency outage
     user_concurrency: int = Field(0, ge=0)  # executions of one user running at once (0: no limit; round robin anyway)
     user_queue_cap: int = Field(500, ge=1)  # queued executions of one user; past it RESOURCE_EXHAUSTED
+    # research mode: combinations an OptimizeStrategy may run, combinations per sandbox job (a chunk: the unit
+    # of progress, of cancellation and of spreading over sandbox replicas), and a sweep job's deadline
+    sweep_max_combinations: int = Field(200_000, ge=1)
+    sweep_chunk_combinations: int = Field(10_000, ge=1)
+    sweep_timeout_s: float = Field(600.0, gt=0)
     anthropic_api_key: str = Field("", validation_alias=env("ANTHROPIC_API_KEY"), repr=False)
     llm_model: str = Field("anthropic/claude-sonnet-4-6", validation_alias=env("STRATEXEC_LLM_MODEL"))
     default_user: str = "default"

@@ -52,6 +52,7 @@ def execution(row: StrategyExecution, logs: list[str] | None = None) -> executio
         params=backtest_pb2.BacktestParams.FromString(row.params_pb),
         request_id=row.request_id or "",
         name=row.name or "",
+        kind=execution_pb2.ExecutionKind.Value(f"EXECUTION_KIND_{(row.kind or 'backtest').upper()}"),
     )
     if row.error_pb:
         msg.error.CopyFrom(status_pb2.Status.FromString(row.error_pb))

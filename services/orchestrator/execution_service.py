@@ -11,7 +11,7 @@ from services.common import backtest_params, errors, request_limits, struct_limi
 from services.orchestrator import convert, statuses
 from services.orchestrator.clients import ServiceClients
 from services.orchestrator.config import OrchestratorConfig
-from services.orchestrator.db.models import utcnow
+from services.orchestrator.db.models import Optimization, utcnow
 from services.orchestrator.db.repository import Repository
 from services.orchestrator.identity import Identity
 from services.orchestrator.events import EventLog
@@ -19,6 +19,7 @@ from services.orchestrator.checks import check_data, compile_strategy
 from services.orchestrator.dataset_service import param_symbols, uploads_for
 from services.orchestrator.indicator_service import expanded
 from services.orchestrator.strategy_service import page_size
+from services.orchestrator.research import pages as research_pages, submit as research_submit
 from services.orchestrator.worker import Runner
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2, execution_pb2_grpc
@@ -28,12 +29,13 @@ QUEUE_FULL_RETRY_S = 10.0  # the RetryInfo of a RESOURCE_EXHAUSTED for a full pe
 MAX_NAME = 200  # characters in an execution's name (the column's width)
 
 
-def request_digest(request: execution_pb2.ExecuteStrategyRequest) -> str:
-    """sha256 of the request without its request_id (deterministic: Struct keys sorted)."""
-    body = execution_pb2.ExecuteStrategyRequest()
+def request_digest(request) -> str:
+    """sha256 of the request (and its kind) without its request_id (deterministic: Struct keys sorted)."""
+    body = type(request)()
     body.CopyFrom(request)
     body.request_id = ""
-    return hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
+    kind = b"" if isinstance(request, execution_pb2.ExecuteStrategyRequest) else type(request).__name__.encode()
+    return hashlib.sha256(kind + body.SerializeToString(deterministic=True)).hexdigest()
 
 
 class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
@@ -71,6 +73,16 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         return await self._execution_pb(existing)
 
     async def ExecuteStrategy(self, request, context):
+        execution = await self._submit(request, context)
+        return execution_pb2.ExecuteStrategyResponse(execution=execution)
+
+    async def OptimizeStrategy(self, request, context):
+        execution = await self._submit(request, context, optimize=True)
+        return execution_pb2.OptimizeStrategyResponse(execution=execution)
+
+    async def _submit(self, request, context, optimize: bool = False) -> execution_pb2.Execution:
+        """Check, compile and store an execution (ExecuteStrategyRequest, or OptimizeStrategyRequest with
+        ``optimize``) with its QUEUED event; bad input fails here and nothing is stored."""
         user = self.identity.user(context)
         request_limits.check_request_size(request)
         resolved, bad = backtest_params.check(request.params)
@@ -88,14 +100,16 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             bad.append(("name", "no control characters (such as a newline or a tab)"))
         if has_schema:
             bad.extend(struct_limits.problems(request.schema, "schema"))
+        if optimize:
+            bad.extend(research_submit.request_problems(request))
         if bad:
-            raise errors.invalid_argument("invalid ExecuteStrategy request", bad)
+            raise errors.invalid_argument(f"invalid {type(request).__name__.removesuffix('Request')} request", bad)
 
         digest = request_digest(request)
         if request.request_id:
             existing = await asyncio.to_thread(self.repo.find_by_request, user, request.request_id)
             if existing is not None:
-                return execution_pb2.ExecuteStrategyResponse(execution=await self._retried(existing, digest))
+                return await self._retried(existing, digest)
 
         queued = await asyncio.to_thread(self.repo.queued_count, user)
         if queued >= self.config.user_queue_cap:
@@ -117,6 +131,15 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         analysis = compiled.analysis
         uploads = await asyncio.to_thread(uploads_for, self.repo, user, param_symbols(params))  # the user's datasets
         await check_data(self.clients, params, uploads)  # and unknown symbols or dates outside the data
+        in_tx = None
+        if optimize:  # and the grid: bad ranges, objective or walk-forward fail here too
+            sweep = await research_submit.check_grid(self.clients, schema, params, request,
+                                                     self.config.sweep_max_combinations)
+
+            def in_tx(session, row):
+                session.add(Optimization(execution_id=row.id, request_pb=research_submit.stored_request(request),
+                                         sweep_pb=sweep.SerializeToString(), family=research_submit.family(sweep, params),
+                                         created_at=utcnow()))
         if new_strategy is None and not request.strategy_id:
             new_strategy = (analysis.summary[:256] or "strategy", convert.struct_to_dict(schema))
 
@@ -130,13 +153,26 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         row, created = await asyncio.to_thread(
             self.repo.create_execution, user, params.SerializeToString(), request.request_id,
             request.strategy_id or None, new_strategy, first_event, compiled.SerializeToString(),
-            request_sha256=digest, name=request.name.strip(),
+            request_sha256=digest, name=request.name.strip(), kind="optimization" if optimize else "backtest",
+            in_tx=in_tx,
         )
         if not created:  # a concurrent request with the same request_id stored first
-            return execution_pb2.ExecuteStrategyResponse(execution=await self._retried(row, digest))
+            return await self._retried(row, digest)
         self.events.notifier.notify_threadsafe(row.id)
         self.runner.wake()
-        return execution_pb2.ExecuteStrategyResponse(execution=await self._execution_pb(row))
+        return await self._execution_pb(row)
+
+    async def GetOptimizationResults(self, request, context):
+        row = await self._owned(context, request.execution_id)
+        if row.kind != "optimization":
+            raise errors.failed_precondition(f"execution {row.id} is a backtest, not an optimization: use "
+                                             "GetBacktestResults", "NOT_AN_OPTIMIZATION")
+        stored = await asyncio.to_thread(self.repo.get_optimization, row.id)
+        if row.status != "COMPLETED" or stored is None or stored.summary_pb is None:
+            raise errors.failed_precondition(
+                f"execution {row.id} has no optimization results: its status is {row.status}", "EXECUTION_NOT_COMPLETED",
+                status=row.status)
+        return await asyncio.to_thread(research_pages.response, stored, request, self.identity.user(context))
 
     async def GetExecution(self, request, context):
         row = await self._owned(context, request.execution_id)

@@ -41,12 +41,14 @@ from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.crew.context import ExecutionContext
 from services.orchestrator.crew.crew import build_crew
 from services.orchestrator.crew.llm import llm_name, make_llm
-from services.orchestrator.db.models import BacktestRun, utcnow
+from services.orchestrator.db.models import BacktestRun, Optimization, utcnow
 from services.orchestrator.db.repository import LeaseLost, Repository
 from services.orchestrator.events import EventLog
 from services.orchestrator.leases import LeaseKeeper
+from services.orchestrator.research.state import Research
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.codegen.v1 import codegen_pb2
+from stratexec.orchestrator.v1 import execution_pb2
 
 logger = logging.getLogger("orchestrator.worker")
 POLL_SECONDS = 2.0  # idle workers look for queued work at least this often
@@ -185,6 +187,8 @@ class Runner:
             compiled=codegen_pb2.GenerateCodeResponse.FromString(row.compiled_pb) if row.compiled_pb else None,
             outage_requeues=row.outage_requeues or 0,
         )
+        if row.kind == "optimization":
+            ctx.research = self._research(row)
         if row.cancel_requested:
             ctx.cancel.set()
         self.running[row.id] = ctx  # the lease keeper renews it from the claim on, whatever the thread pools do
@@ -203,6 +207,16 @@ class Runner:
         if ctx.lease_lost:
             log(logger, logging.WARNING, "lease lost: another replica took this execution over; its writes are refused",
                 execution_id=row.id)
+
+    def _research(self, row) -> Research:
+        """An optimization's request and grid (stored at submit), bound to the trial ledger of its family."""
+        stored = self.repo.get_optimization(row.id)
+        return Research(
+            request=execution_pb2.OptimizeStrategyRequest.FromString(stored.request_pb),
+            sweep=codegen_pb2.GenerateSweepCodeResponse.FromString(stored.sweep_pb), family=stored.family,
+            record_trials=lambda trials, source: self.repo.record_trials(row.user_id, stored.family, row.id, source, trials),
+            ledger=functools.partial(self.repo.trials, row.user_id, stored.family),
+            chunk_combinations=self.config.sweep_chunk_combinations, timeout_s=self.config.sweep_timeout_s)
 
     def _fail_crashed(self, row, exc: Exception) -> None:
         """An error the crew could not record (a corrupt database page, a bug): FAILED once, with
@@ -286,6 +300,10 @@ class Runner:
                 session.add(BacktestRun(id=run_id, execution_id=eid, created_at=utcnow(),
                                         metrics=json_format.MessageToDict(result.metrics, preserving_proto_field_name=True),
                                         result_pb=result.SerializeToString()))
+                if ctx.research is not None:  # the optimization's results, in the same fenced transaction
+                    stored = session.get(Optimization, eid)
+                    stored.summary_pb = ctx.research.summary.SerializeToString()
+                    stored.result_pb = ctx.research.result.SerializeToString()
 
             m = result.metrics
             ctx.events.status_change(

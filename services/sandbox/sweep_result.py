@@ -32,7 +32,7 @@ def _column(raw, name: str, count: int, integer: bool) -> list:
 
 def metrics_proto(m: dict) -> backtest_pb2.Metrics:
     out = backtest_pb2.Metrics(**{k: m[k] for k in SCALARS})
-    for key in ("sharpe_ratio", "win_rate", "vs_benchmark", "benchmark_return"):
+    for key in ("sharpe_ratio", "win_rate", "vs_benchmark", "benchmark_return", "sortino_ratio", "calmar_ratio"):
         if m.get(key) is not None:
             setattr(out, key, m[key])
     return out

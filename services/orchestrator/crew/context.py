@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+from typing import TYPE_CHECKING
 
 import grpc
 from google.rpc import status_pb2
@@ -19,6 +20,9 @@ from services.orchestrator.events import EventLog
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.codegen.v1 import codegen_pb2
 from stratexec.sandbox.v1 import sandbox_pb2
+
+if TYPE_CHECKING:
+    from services.orchestrator.research.state import Research
 
 
 @dataclasses.dataclass
@@ -54,6 +58,8 @@ class ExecutionContext:
     # the proposal and the compiled reference run once each, and whichever is then executed is not run again)
     sandbox_replies: dict = dataclasses.field(default_factory=dict)
     result: backtest_pb2.BacktestResult | None = None
+    # OptimizeStrategy only: the grid, the ledger and what the Strategy Optimizer found (research/state.py)
+    research: "Research | None" = None
     run_ms: float = 0.0
     memory_findings: list = dataclasses.field(default_factory=list)
     memory_stored: bool = False
@@ -121,6 +127,16 @@ class ExecutionContext:
             if reply.outcome == sandbox_pb2.RUN_OUTCOME_SUCCEEDED:
                 self.sandbox_replies[digest] = reply
         return reply
+
+    def adopt_code(self, reply: codegen_pb2.GenerateCodeResponse) -> None:
+        """Make a compilation the code that runs (the compiled reference too): GenerateCode checked it against
+        the policy, so it is valid. Used when the Strategy Optimizer picks the best combination."""
+        self.compiled = reply
+        self.analysis = reply.analysis
+        self.code, self.code_sha256 = reply.code, reply.sha256
+        self.compiled_code, self.compiled_sha256 = reply.code, reply.sha256
+        self.code_valid = True
+        self.save_code(self.execution_id, reply.code, reply.sha256)
 
     def log(self, level: str, source: str, message: str) -> None:
         self.events.log_line(self.execution_id, self.status, level, source, message)

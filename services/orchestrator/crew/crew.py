@@ -8,8 +8,9 @@ import warnings
 from crewai import Agent, BaseLLM, Crew, Process, Task
 
 from services.orchestrator.crew.context import ExecutionContext
-from services.orchestrator.crew.planner import ANALYZER, EXECUTOR, GENERATOR
-from services.orchestrator.crew.tools import tools_for
+from services.orchestrator.crew.planner import ANALYZER, EXECUTOR, GENERATOR, OPTIMIZER
+from services.orchestrator.crew.research_tools import optimizer_tools
+from services.orchestrator.crew.tools import SearchMemoryTool, tools_for
 from stratexec.orchestrator.v1 import execution_pb2
 
 warnings.filterwarnings("ignore", message="function callbacks cannot be serialized")
@@ -126,17 +127,36 @@ def build_crew(ctx: ExecutionContext, llm: BaseLLM) -> Crew:
                       "generate_vectorbt_code, then check it with validate_python_code.")
     if native_tools:
         generate_steps += PROPOSAL_STEPS
+    research = ctx.research
+    after_generate = ("OPTIMIZING", f"optimizing: sweeping {research.sweep.combinations:,} combinations") if research \
+        else ("EXECUTING", "executing the backtest in the sandbox")
     generate = Task(
         description=generate_steps,
         expected_output='JSON {"code_sha256": ..., "valid": true}',
         agent=generator, context=[analyze],
-        callback=_task_done(ctx, GENERATOR, "EXECUTING", "executing the backtest in the sandbox"),
+        callback=_task_done(ctx, GENERATOR, *after_generate),
     )
+    agents, tasks = [analyzer, generator], [analyze, generate]
+    if research is not None:
+        optimizer = agent(OPTIMIZER, "Find the parameters that work, and say honestly whether they are luck.",
+                          "A quant who counts every trial and trusts only out-of-sample results.",
+                          optimizer_tools(ctx, SearchMemoryTool(ctx=ctx)))
+        grid = "; ".join(f"{p.name} in {', '.join(f'{v:g}' for v in p.values)}" for p in research.sweep.parameters)
+        optimize = Task(
+            description=f"Optimise the strategy by {research.objective} over {research.sweep.combinations:,} "
+                        f"combinations ({grid}). Call search_strategy_memory for what worked before, read_trial_ledger, "
+                        "run_parameter_sweep (with no ranges for the requested grid; you may narrow or widen it once "
+                        "from the first sweep), then run_walk_forward. Answer with the code_sha256 of the best combination.",
+            expected_output='JSON {"code_sha256": ..., "best": ...}',
+            agent=optimizer, context=[generate],
+            callback=_task_done(ctx, OPTIMIZER, "EXECUTING", "executing the best combination in the sandbox"),
+        )
+        agents.append(optimizer)
+        tasks.append(optimize)
     execute = Task(
         description="Run the validated code with execute_python_code (pass its code_sha256), "
                     "then store the outcome with store_strategy_memory, whether the run succeeded or failed.",
         expected_output="JSON with the backtest metrics",
-        agent=executor, context=[generate], callback=_task_done(ctx, EXECUTOR),
+        agent=executor, context=[tasks[-1]], callback=_task_done(ctx, EXECUTOR),
     )
-    return Crew(agents=[analyzer, generator, executor], tasks=[analyze, generate, execute],
-                process=Process.sequential, verbose=False)
+    return Crew(agents=agents + [executor], tasks=tasks + [execute], process=Process.sequential, verbose=False)

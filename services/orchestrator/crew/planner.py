@@ -15,6 +15,7 @@ from typing import Any
 from crewai import BaseLLM
 
 ANALYZER, GENERATOR, EXECUTOR = "Strategy Analyzer", "Code Generator", "Code Executor"
+OPTIMIZER = "Strategy Optimizer"  # OptimizeStrategy only, between the Code Generator and the Code Executor
 _ACTION = re.compile(r"Action:\s*(?P<tool>[\w.-]+)\s*\nAction Input:.*?\nObservation:\s*(?P<obs>.*)", re.S)
 _SHA = re.compile(r'"code_sha256":\s*"(?P<sha>[0-9a-f]{64})"')
 _SUMMARY = re.compile(r'"summary":\s*"(?P<summary>[^"]*)"')
@@ -92,6 +93,28 @@ def plan_generator(steps: list[tuple[str, str]], task: str) -> str:
                   {"code_sha256": verdict.get("code_sha256"), "valid": True})
 
 
+def plan_optimizer(steps: list[tuple[str, str]], task: str) -> str:
+    """Memory, the ledger, the request's grid, the walk-forward report; then the best combination's code."""
+    order = [("search_strategy_memory", "What worked before for this strategy family?"),
+             ("read_trial_ledger", "How many trials of this family were run already: the honest count."),
+             ("run_parameter_sweep", "I sweep the requested grid in the sandbox."),
+             ("run_walk_forward", "Do the parameters chosen in sample hold out of sample?")]
+    if steps and steps[-1][1].startswith("ERROR"):
+        return _failed(steps[-1][1])
+    if len(steps) < len(order):
+        tool, thought = order[len(steps)]
+        if tool == "search_strategy_memory":
+            summary = _SUMMARY.search(task)
+            return _act(thought, tool, {"query": f"optimised {summary['summary'] if summary else 'strategy'}"})
+        return _act(thought, tool, {})
+    sweep = _json(steps[2][1])
+    if "error" in sweep:
+        return _failed(sweep["error"])
+    return _final("The best combination is chosen; its script runs next.",
+                  {"code_sha256": sweep.get("code_sha256"), "best": sweep.get("best"), "pbo": sweep.get("pbo"),
+                   "walk_forward": _json(steps[3][1])})
+
+
 def plan_executor(steps: list[tuple[str, str]], task: str) -> str:
     if not steps:
         match = _SHA.search(task)
@@ -112,7 +135,7 @@ def plan_executor(steps: list[tuple[str, str]], task: str) -> str:
     return _final("The backtest is complete.", {"metrics": run.get("metrics", {})})
 
 
-PLANS = {ANALYZER: plan_analyzer, GENERATOR: plan_generator, EXECUTOR: plan_executor}
+PLANS = {ANALYZER: plan_analyzer, GENERATOR: plan_generator, OPTIMIZER: plan_optimizer, EXECUTOR: plan_executor}
 
 
 class OfflinePlanner(BaseLLM):

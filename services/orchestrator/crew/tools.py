@@ -24,6 +24,7 @@ from services.orchestrator.clients import Cancelled
 from services.orchestrator.convert import struct
 from services.orchestrator.crew import proposals
 from services.orchestrator.crew.context import ExecutionContext
+from services.orchestrator.research import outcome
 from services.orchestrator.db.repository import LeaseLost
 from services.orchestrator.silent_rules import never_closed_warnings, no_trade_warning
 from services.orchestrator.warmup import warmup_shortfalls
@@ -343,6 +344,8 @@ class ExecuteCodeTool(ContextTool):
                 ctx.warn("sandbox", message)  # in the event stream, the insights and the CLI's output
             for message in never_closed_warnings(ctx.analysis, reply.result):
                 ctx.warn("sandbox", message)
+            if ctx.research is not None:  # the best combination of a sweep: its PSR and DSR against the ledger
+                outcome.score(ctx)
             return {"outcome": "RUN_OUTCOME_SUCCEEDED", "metrics": json_format.MessageToDict(reply.result.metrics),
                     "duration_ms": round(reply.duration_ms, 1), "isolation": list(reply.isolation)}
 
@@ -381,6 +384,10 @@ class StoreMemoryTool(ContextTool):
                 metadata.update(outcome="failed", failure_reason=errors.describe(ctx.error))
             else:
                 return {"stored": False, "reason": "no outcome yet: run the code first"}
+            if ctx.research is not None and ctx.result is not None:
+                text, meta = outcome.memory(ctx)
+                content += text
+                metadata.update(meta)
             if note:
                 content += f" Note: {note}"
             req = memory_pb2.AddMemoryRequest(messages=[memory_pb2.MemoryMessage(role="assistant", content=content)],

@@ -40,6 +40,7 @@ class StrategyExecution(Base):
     # sha256 of the request without its request_id: a reused request_id must come with the same body (AIP-155)
     request_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the client's name for it
+    kind: Mapped[str] = mapped_column(String(16), default="backtest", server_default="backtest")  # or "optimization"
     status: Mapped[str] = mapped_column(String(32))
     params_pb: Mapped[bytes] = mapped_column(LargeBinary)  # stratexec.backtest.v1.BacktestParams
     generated_code: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -128,4 +129,40 @@ class SavedIndicator(Base):
     user_id: Mapped[str] = mapped_column(String(128), index=True)
     name: Mapped[str] = mapped_column(String(40))
     expression: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Optimization(Base):
+    """An OptimizeStrategy execution's request (ranges, objective, walk-forward) and, once completed, its
+    results: the summary and every combination's metrics (the merged SweepResult of its chunks)."""
+
+    __tablename__ = "optimizations"
+
+    execution_id: Mapped[str] = mapped_column(ForeignKey("strategy_executions.id"), primary_key=True)
+    request_pb: Mapped[bytes] = mapped_column(LargeBinary)  # OptimizeStrategyRequest without its schema
+    sweep_pb: Mapped[bytes] = mapped_column(LargeBinary)  # codegen GenerateSweepCodeResponse of the whole grid, at submit
+    family: Mapped[str] = mapped_column(String(64))  # the trial ledger's key: strategy family + data window
+    summary_pb: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # OptimizationSummary
+    result_pb: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # backtest.v1.SweepResult, merged
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Trial(Base):
+    """The trial ledger: every distinct combination ever run for a user's strategy family on a data window,
+    by any execution (a sweep's chunks as they finish, a model's proposals), so the Deflated Sharpe Ratio
+    counts trials honestly across executions."""
+
+    __tablename__ = "trial_ledger"
+    __table_args__ = (UniqueConstraint("user_id", "family", "combination", name="uq_trial"),
+                      Index("ix_trial_family", "user_id", "family"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(128))
+    family: Mapped[str] = mapped_column(String(64))
+    combination: Mapped[str] = mapped_column(String(64))  # sha256 of the parameter values
+    values_json: Mapped[dict] = mapped_column(JSON)
+    sharpe_ratio: Mapped[float | None] = mapped_column(Float, nullable=True)  # annualised; None when undefined
+    periods_per_year: Mapped[int] = mapped_column(Integer)
+    execution_id: Mapped[str] = mapped_column(String(36))  # the execution that ran it first
+    source: Mapped[str] = mapped_column(String(16))  # "sweep" or "model"
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -22,11 +22,10 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from services.common import errors, page_tokens
 from services.orchestrator.db import guards, migrate
-from services.orchestrator.db.models import (BacktestRun, Dataset, ExecutionEvent, SavedIndicator, Strategy,
-                                               StrategyExecution, UserPreferences, utcnow)
+from services.orchestrator.db.models import (BacktestRun, Dataset, ExecutionEvent, Optimization, SavedIndicator,
+                                               Strategy, StrategyExecution, Trial, UserPreferences, utcnow)
 
-TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
-RUNNING = ("ANALYZING", "GENERATING_CODE", "EXECUTING")
+from services.orchestrator.statuses import RUNNING, TERMINAL
 
 
 class LeaseLost(Exception):
@@ -141,6 +140,8 @@ class Repository:
         compiled_pb: bytes | None = None,
         request_sha256: str | None = None,
         name: str = "",
+        kind: str = "backtest",
+        in_tx: Callable[[Session, StrategyExecution], None] | None = None,
     ) -> tuple[StrategyExecution, bool]:
         """Insert the execution (and an inline strategy) with its QUEUED event and
         its compilation (a codegen GenerateCodeResponse, made once at submit).
@@ -168,6 +169,7 @@ class Repository:
                     request_id=request_id or None,
                     request_sha256=request_sha256 if request_id else None,
                     name=name or None,
+                    kind=kind,
                     status="QUEUED",
                     params_pb=params_pb,
                     compiled_pb=compiled_pb,
@@ -179,6 +181,8 @@ class Repository:
                 )
                 s.add(row)
                 s.flush()
+                if in_tx is not None:  # an optimization's request, stored with its execution
+                    in_tx(s, row)
                 etype, status, message, event_pb = first_event(row, 1)
                 self._notify_in_tx(s, "stratexec_jobs", row.id)
                 s.add(ExecutionEvent(execution_id=row.id, sequence=1, type=etype, status=status, message=message,
@@ -236,6 +240,39 @@ class Repository:
     def request_cancel(self, execution_id: str) -> None:
         with self.sessions.begin() as s:
             s.execute(update(StrategyExecution).where(StrategyExecution.id == execution_id).values(cancel_requested=1))
+
+    # -- research mode: optimizations and the trial ledger ----------------------------------------------------
+    def get_optimization(self, execution_id: str) -> Optimization | None:
+        with self.sessions() as s:
+            return s.get(Optimization, execution_id)
+
+    def record_trials(self, user_id: str, family: str, execution_id: str, source: str,
+                      trials: list[tuple[str, dict, float | None, int]]) -> None:
+        """Add (combination sha256, values, annualised Sharpe, periods per year) to the ledger; a combination the
+        family already has is not added again. Not fenced by a lease: a trial that ran is a fact, whichever
+        replica reports it."""
+        if not trials:
+            return
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        now = utcnow()
+        rows = [{"user_id": user_id, "family": family, "combination": sha, "values_json": values, "sharpe_ratio": sharpe,
+                 "periods_per_year": ppy, "execution_id": execution_id, "source": source, "created_at": now}
+                for sha, values, sharpe, ppy in trials]
+        with self.sessions.begin() as s:
+            for start in range(0, len(rows), 5000):
+                s.execute(insert(Trial).on_conflict_do_nothing(index_elements=["user_id", "family", "combination"]),
+                          rows[start:start + 5000])
+
+    def trials(self, user_id: str, family: str) -> tuple[int, list[float]]:
+        """(distinct combinations in the ledger, their per-bar Sharpe ratios where defined)."""
+        with self.sessions() as s:
+            rows = s.execute(select(Trial.sharpe_ratio, Trial.periods_per_year)
+                             .where(Trial.user_id == user_id, Trial.family == family)).all()
+        return len(rows), [sr / ppy ** 0.5 for sr, ppy in rows if sr is not None and ppy]
 
     def get_run(self, run_id: str) -> BacktestRun | None:
         with self.sessions() as s:
@@ -363,7 +400,7 @@ class Repository:
         with self.sessions() as s:
             return list(s.scalars(
                 select(StrategyExecution)
-                .where(StrategyExecution.status.in_(("ANALYZING", "GENERATING_CODE", "EXECUTING")),
+                .where(StrategyExecution.status.in_(RUNNING),
                        (StrategyExecution.heartbeat_at.is_(None)) | (StrategyExecution.heartbeat_at < cutoff))
                 .order_by(StrategyExecution.created_at)))
 
