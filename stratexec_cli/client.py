@@ -21,6 +21,7 @@ class ClientError(Exception):
     """A failed call, described in one line with its field violations."""
 
     def __init__(self, exc: grpc.RpcError, address: str = ""):
+        self.exc, self.code = exc, exc.code()
         self.status = errors.status_from_rpc_error(exc)
         text = errors.describe(self.status)
         if address and exc.code() == grpc.StatusCode.UNAVAILABLE and "connect" in (exc.details() or ""):

@@ -10,6 +10,8 @@
     stratexec data upload FILE [--name N] [--replace] | data list | data delete NAME   (your bars, traded as @NAME)
     stratexec run strategy.json --data mine.csv ...   (uploads mine.csv as @MINE and trades it)
     stratexec indicators save NAME EXPRESSION [--replace] | indicators list | indicators delete NAME
+    stratexec optimize strategy.json --symbols BTC --param entry.window=10:60:5 --param tp.target_pct=4,7,10 \
+        [--walk-forward 5] [--objective sharpe_ratio] [--min-trades N] [--max-drawdown PCT] [--no-watch]
 
 On a terminal, `run --watch` and `watch` show one live status line (status,
 elapsed time, latest agent step) and keep each status change as a line of
@@ -165,7 +167,9 @@ def write_report(client: Client, execution_id: str, path: str | None, prices: st
 
     execution = client.get(execution_id)
     reply = client.results(execution_id)
-    built = report.render_html(execution, reply, prices)
+    optimization = client.optimization(execution_id, page_size=20) \
+        if execution.kind == execution_pb2.EXECUTION_KIND_OPTIMIZATION else None
+    built = report.render_html(execution, reply, prices, optimization)
     target = report.write_report(path or f"report-{execution_id}.html", built)
     if as_json:
         print(json.dumps({"execution_id": execution_id, "html": str(target), "bytes": target.stat().st_size,
@@ -227,6 +231,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", metavar="FILE", help="your daily bars (CSV or Parquet): uploaded as the dataset named after "
                                                     "the file (replacing one of that name) and traded as @NAME, with --symbols")
     run.add_argument("--watch", action="store_true", help="follow the execution, then show its results")
+    opt = sub.add_parser("optimize", parents=[common], help="sweep parameters, walk forward, and test the winner",
+                         description="Research mode: backtest every combination of the parameter ranges (named as "
+                                     "`stratexec explain` lists them), run a walk-forward test, and report the best "
+                                     "combination with its Deflated Sharpe Ratio (against every trial in your ledger) "
+                                     "and the probability of backtest overfitting. Follows the execution, then prints "
+                                     "the results (--no-watch: print the id and return).")
+    opt.add_argument("strategy", help="strategy JSON file")
+    add_param_flags(opt)
+    opt.add_argument("--param", action="append", default=[], metavar="NAME=SPEC", required=True,
+                     help="a range: NAME=START:STOP:STEP (stop included) or NAME=V1,V2,...; repeat for each parameter")
+    opt.add_argument("--objective", default="", help="sharpe_ratio (default), total_return, cagr, calmar or sortino")
+    opt.add_argument("--min-trades", type=int, default=0, help="the best must have at least this many closed trades")
+    opt.add_argument("--max-drawdown", type=float, help="the best must not draw down more than this many percent")
+    opt.add_argument("--walk-forward", type=int, default=0, metavar="SEGMENTS", help="walk-forward segments (0: none)")
+    opt.add_argument("--in-sample", type=float, default=0.0, metavar="FRACTION",
+                     help="share of each walk-forward segment in sample (default 0.75)")
+    opt.add_argument("--top", type=int, default=10, help="combinations to list, best first (default 10)")
+    opt.add_argument("--request-id", help="idempotency key (default: a new one)")
+    opt.add_argument("--name", default="", help="a name for the execution")
+    opt.add_argument("--no-watch", action="store_true", help="print the execution id and return at once")
     explainer = sub.add_parser("explain", parents=[common], help="print every rule's interpretation as a formula, before anything runs",
                                description="Analyse a strategy file (in this process, or with --codegen ADDR by the "
                                            "running CodegenService) and print each rule's formula and meaning.")
@@ -358,6 +382,39 @@ def indicators_command(client: Client, args) -> int:
     return 0
 
 
+def optimize_command(client: Client, args) -> int:
+    from stratexec_cli import optimize
+    try:
+        schema = load_schema(args.strategy)
+        ranges = [optimize.parse_param(text) for text in args.param]
+    except (StrategyFileError, optimize.ParamSpecError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    params = _params(args)
+    options = {"objective": args.objective, "min_trades": args.min_trades, "walk_forward_segments": args.walk_forward,
+               "in_sample_fraction": args.in_sample}
+    if args.max_drawdown is not None:
+        options["max_drawdown"] = args.max_drawdown
+    execution = client.optimize(schema, params, ranges, args.request_id, args.name, **options)
+    if args.no_watch:
+        print(_json(execution) if args.json else execution.id)
+        return 0
+    args.execution_id = execution.id
+    if not args.json:
+        print(f"execution {execution.id}", flush=True)
+    status = watch(client, execution.id, args.json)
+    if status != "completed":
+        return _finished(client, execution.id, status, args.json)
+    reply = client.optimization(execution.id, page_size=args.top)
+    if args.json:
+        print(_json(reply, one_line=True))
+        return 0
+    print("\n".join(optimize.summary_lines(reply)))
+    print(f"\nThe best combination's backtest: stratexec results {execution.id}  (its script: stratexec code "
+          f"{execution.id})\nHeatmap, walk-forward and statistics: stratexec report {execution.id} --html")
+    return 0
+
+
 def _dispatch(client: Client, args) -> int:
     if args.command == "explain":
         from stratexec_cli import explain
@@ -395,6 +452,8 @@ def _dispatch(client: Client, args) -> int:
                 print(line, flush=True)
         status = watch(client, execution.id, args.json)
         return _finished(client, execution.id, status, args.json)
+    if args.command == "optimize":
+        return optimize_command(client, args)
     if args.command == "status":
         execution = client.get(args.execution_id)
         if args.json:

@@ -34,7 +34,7 @@ from plotly.subplots import make_subplots
 
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.orchestrator.v1 import execution_pb2
-from stratexec_cli import render, report_lines, report_panels
+from stratexec_cli import render, report_lines, report_panels, report_research
 from stratexec_runtime.data import read_price_csv, resample, resolve_symbol
 from stratexec_runtime.metrics import drawdown_pct
 
@@ -261,7 +261,8 @@ details summary { cursor: pointer; }
 
 
 def render_html(execution: execution_pb2.Execution, reply: execution_pb2.GetBacktestResultsResponse,
-                prices_dir: pathlib.Path | None = None) -> Report:
+                prices_dir: pathlib.Path | None = None,
+                optimization: execution_pb2.GetOptimizationResultsResponse | None = None) -> Report:
     result = reply.result
     fig, trades_on, notes = build_figure(execution, result, prices_dir)
     insights = execution.insights
@@ -295,7 +296,7 @@ def render_html(execution: execution_pb2.Execution, reply: execution_pb2.GetBack
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>stratexec report {esc(execution.name or execution.id)}</title>",
         f"<style>{STYLE}</style></head><body>",
-        f"<h1>Backtest report{': ' + esc(execution.name) if execution.name else ''}</h1>",
+        f"<h1>{'Optimization' if optimization else 'Backtest'} report{': ' + esc(execution.name) if execution.name else ''}</h1>",
         f'<p class="summary">{esc(insights.summary)}</p>',
         f'<p class="muted">Execution <code>{esc(execution.id)}</code> · {esc(render.status_name(execution.status))} · '
         f"created {esc(created)}{esc(took)} · strategy <code>{esc(execution.strategy_id)}</code> · backtest run "
@@ -308,6 +309,8 @@ def render_html(execution: execution_pb2.Execution, reply: execution_pb2.GetBack
         _table(["Node", "Rule", "Formula", "Meaning"], interp_rows, "interpretation") if interp_rows
         else '<p class="muted">The execution recorded no interpretation.</p>',
     ]
+    if optimization is not None:
+        parts.extend(report_research.section(optimization, result, _table))
     if warnings:
         parts.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{esc(w)}</li>" for w in warnings) + "</ul>")
     parts.append("<h2>Data</h2><ul>" + "".join(f"<li>{esc(render.data_line(s))}</li>" for s in result.data) + "</ul>")
@@ -316,7 +319,8 @@ def render_html(execution: execution_pb2.Execution, reply: execution_pb2.GetBack
     if placement:
         parts.append(f'<p class="muted">{esc("; ".join(placement))}. Entries ▲, exits ▼ (green: profit, red: loss); '
                      "open trades have no exit marker.</p>")
-    parts.append(fig.to_html(full_html=False, include_plotlyjs=True, div_id=FIGURE_ID,
+    # plotly.js is embedded once, in the first figure of the page (the research section's, when there is one)
+    parts.append(fig.to_html(full_html=False, include_plotlyjs=optimization is None, div_id=FIGURE_ID,
                              config={"responsive": True, "displaylogo": False}))
     panel_figures = report_panels.panels(result)
     if panel_figures:
