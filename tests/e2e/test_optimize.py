@@ -12,13 +12,18 @@ import grpc
 import numpy as np
 import pandas as pd
 import pytest
+from google.protobuf import struct_pb2
 from scipy import stats
 
 from services.codegen import parameters
+from services.research import statistics
 from services.stack import start_stack
 from stratexec.backtest.v1 import backtest_pb2
-from stratexec.codegen.v1 import codegen_pb2
+from stratexec.codegen.v1 import codegen_pb2, codegen_pb2_grpc
+from stratexec.memory.v1 import memory_pb2, memory_pb2_grpc
 from stratexec.orchestrator.v1 import execution_pb2 as pb
+from stratexec.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+from stratexec_cli import optimize
 from stratexec_cli.client import Client, ClientError
 from tests.e2e.conftest import EXAMPLE
 from tests.e2e.test_cli import STRATEGY, cli
@@ -86,6 +91,21 @@ def test_the_command_goes_through_optimizing_with_progress_and_prints_the_verdic
         assert words in out, words
 
 
+def test_the_code_executor_remembers_the_winner_with_its_verdict(optimized, research_stack):
+    execution_id, _, _, reply = optimized
+    with grpc.insecure_channel(research_stack["memory"].address) as channel:
+        listed = memory_pb2_grpc.MemoryServiceStub(channel).ListMemories(
+            memory_pb2.ListMemoriesRequest(user_id="default", page_size=200))
+    found = [m for m in listed.memories if m.metadata["execution_id"] == execution_id]
+    assert len(found) == 1
+    st = reply.summary.statistics
+    assert f"Optimised over 231 combinations ({st.trials:,} trials in the ledger)" in found[0].content
+    assert st.dsr_verdict in found[0].content
+    assert (found[0].metadata["dsr"], found[0].metadata["significant"]) == (round(st.dsr, 4), st.significant)
+    if not st.significant:
+        assert "does not survive the deflated Sharpe test" in found[0].content
+
+
 def test_every_combination_is_listed_once_best_first_and_the_heatmap_is_their_pivot(optimized):
     _, _, combinations, reply = optimized
     frame = _frame(combinations)
@@ -100,6 +120,33 @@ def test_every_combination_is_listed_once_best_first_and_the_heatmap_is_their_pi
     pivot = frame.pivot_table(index="entry.window", columns="entry.drop_pct", values="sharpe", aggfunc="max")
     cells = np.asarray(h.cells).reshape(len(h.y_values), len(h.x_values))
     np.testing.assert_allclose(cells, pivot.loc[list(h.y_values), list(h.x_values)].to_numpy(), rtol=0, atol=0)
+
+
+def test_the_sweep_in_sandbox_jobs_equals_one_job_over_the_whole_grid(optimized, research_stack):
+    """The chunks' results merged (metrics, block sums, each walk-forward segment's choice across chunks) are
+    those of a single RunSweep over the whole grid, exactly: whichever replica ran which chunk."""
+    _, _, combinations, reply = optimized
+    assert reply.summary.chunks == 7  # 231 combinations, at most 40 per job: 33 per entry.window pair
+    body = struct_pb2.Struct()
+    body.update(EXAMPLE)
+    with grpc.insecure_channel(research_stack["codegen"].address) as channel:
+        generated = codegen_pb2_grpc.CodegenServiceStub(channel).GenerateSweepCode(codegen_pb2.GenerateSweepCodeRequest(
+            schema=body, params=PARAMS, ranges=[optimize.parse_param(flag) for flag in GRID_FLAGS[1::2]],
+            walk_forward=codegen_pb2.WalkForwardSpec(segments=5)))
+    with grpc.insecure_channel(research_stack["sandbox"].address) as channel:
+        one = sandbox_pb2_grpc.SandboxServiceStub(channel).RunSweep(sandbox_pb2.RunSweepRequest(
+            code=generated.code, params=PARAMS, execution_id="one-job", combinations=231, timeout_seconds=300),
+            timeout=320).result
+    by_index = sorted(combinations, key=lambda c: c.index)
+    assert [c.total_return for c in by_index] == list(one.metrics.total_return)
+    assert [c.trades for c in by_index] == list(one.metrics.trades)
+    assert [c.sharpe_ratio if c.HasField("sharpe_ratio") else None for c in by_index] == \
+        [None if math.isnan(x) else x for x in one.metrics.sharpe_ratio]
+    pbo = statistics.pbo_from_blocks(np.asarray(one.blocks.bars), np.asarray(one.blocks.sum).reshape(16, 231),
+                                     np.asarray(one.blocks.sum_squares).reshape(16, 231))
+    assert (reply.summary.statistics.pbo, reply.summary.statistics.degradation_slope) == (pbo.pbo, pbo.slope)
+    assert [s.chosen_combination for s in reply.summary.walk_forward.segments] == [s.chosen_combination for s in one.segments]
+    assert [s.out_of_sample for s in reply.summary.walk_forward.segments] == [s.out_of_sample for s in one.segments]
 
 
 def test_three_random_combinations_run_alone_give_the_sweeps_metrics(optimized, client):
