@@ -46,6 +46,9 @@ def render(analysis: codegen_pb2.StrategyAnalysis) -> str:
         out.append(f"[{rule.node_id}] ({rule.node_type}) {rule.rule}")
         out.append(f"    formula: {rule.formula}")
         out.append(f"    meaning: {rule.interpretation}")
+    if analysis.parameters:
+        out += ["", "Parameters (stratexec optimize --param NAME=START:STOP:STEP or NAME=V1,V2,...):"]
+        out.extend(f"  {p.name:<24} {p.value:<10g} {p.range}" for p in analysis.parameters)
     if analysis.warnings:
         out.append("")
         out.extend(f"warning: {w}" for w in analysis.warnings)

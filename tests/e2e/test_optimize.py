@@ -327,3 +327,12 @@ def test_a_backtest_has_no_optimization_results_and_a_heatmap_takes_swept_parame
     assert "entry.drop_pct, entry.window, tp.target_pct" in dict(bad_request(err.value.exc))["heatmap_x"]
     flipped = client.optimization(optimized[0], heatmap_x="tp.target_pct", heatmap_y="entry.drop_pct").heatmap
     assert (list(flipped.x_values), list(flipped.y_values)) == ([4, 7, 10], [2, 3, 4, 5, 6, 7, 8])
+
+
+def test_explain_lists_the_parameters_optimize_takes(research_stack):
+    proc = cli(research_stack["orchestrator"].address, "explain", str(STRATEGY))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    listed = lines[lines.index("Parameters (stratexec optimize --param NAME=START:STOP:STEP or NAME=V1,V2,...):") + 1:]
+    assert [line.split()[:2] for line in listed[:4]] == [["entry.drop_pct", "5"], ["entry.window", "20"],
+                                                        ["tp.target_pct", "7"], ["sl.stop_pct", "5"]]
