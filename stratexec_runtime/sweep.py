@@ -11,6 +11,8 @@ over the product of the grid's value lists, the last parameter fastest.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,8 @@ from stratexec_runtime.metrics import compute_metrics, periods_per_year
 from stratexec_runtime.report import _iso, trades_of
 
 BLOCKS = 16
+MAX_THREADS = 4  # chunks simulated at once, at most (and never more than the CPUs available)
+MIN_CHUNK = 250  # columns: smaller chunks cost more in Python than their thread saves
 OBJECTIVES = ("sharpe_ratio", "total_return", "cagr", "calmar", "sortino")
 
 
@@ -34,10 +38,10 @@ def _stop_grid(sweep: dict) -> tuple[int, dict[str, np.ndarray]]:
     return k, {arg: by_name[name] / 100.0 for arg, name in sweep["stop_arguments"].items()}
 
 
-def column_metrics(values: np.ndarray, index: pd.DatetimeIndex, initial: float, closed: np.ndarray,
-                   wins: np.ndarray, open_: np.ndarray) -> dict[str, np.ndarray]:
-    """metrics.compute_metrics on each column of an equity matrix (bars x columns)."""
-    v = np.ascontiguousarray(np.vstack([np.full((1, values.shape[1]), initial), values]).T)  # columns x (1 + bars)
+def column_metrics(v: np.ndarray, index: pd.DatetimeIndex, initial: float, closed: np.ndarray,
+                   wins: np.ndarray, open_: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """metrics.compute_metrics on each row of ``v`` (columns x (1 + bars): the initial capital, then the
+    value at each bar's close), and the per-bar returns."""
     r = v[:, 1:] / v[:, :-1] - 1.0
     ppy = periods_per_year(index)
     days = int((index[-1] - index[0]).days) + 1
@@ -66,35 +70,74 @@ def _blocks(r: np.ndarray) -> tuple[list[int], np.ndarray, np.ndarray]:
     return [int(b - a) for a, b in zip(edges[:-1], edges[1:])], sums, squares
 
 
-def _trade_counts(pf, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rec = pf.trades.records_arr
-    closed = rec["status"] == 1  # vectorbt TradeStatus: Open=0, Closed=1
-    col = rec["col"]
-    return (np.bincount(col[closed], minlength=n), np.bincount(col[closed & (rec["pnl"] > 0)], minlength=n),
-            np.bincount(col[~closed], minlength=n))
+def _equity_and_trades(pf, close: np.ndarray, initial: float, n: int) -> tuple[np.ndarray, tuple]:
+    """(value matrix as sweep_kernel.equity_nb writes it, (closed, winning, open) trade counts per column) of a portfolio
+    of ``n`` ungrouped columns: pf.value() and pf.trades' numbers, without the pandas frames of each."""
+    from vectorbt.portfolio import dispatch
+
+    from stratexec_runtime.sweep_kernel import equity_nb  # numba: imported where a sweep runs, not where it is planned
+
+    records = pf.order_records
+    v = np.empty((n, len(close) + 1))
+    if equity_nb(close, records, initial, v) != len(records):
+        raise RuntimeError("order records are not in column and bar order")
+    col_map = (np.arange(len(records), dtype=np.int64), np.bincount(records["col"], minlength=n).astype(np.int64))
+    trades = dispatch.get_exit_trades(records, np.broadcast_to(close[:, None], (len(close), n)), col_map,
+                                      engine=pf.engine)
+    closed = trades["status"] == 1  # vectorbt TradeStatus: Open=0, Closed=1
+    col = trades["col"]
+    return v, (np.bincount(col[closed], minlength=n), np.bincount(col[closed & (trades["pnl"] > 0)], minlength=n),
+               np.bincount(col[~closed], minlength=n))
+
+
+def _threads() -> int:
+    """Threads for the chunks: the CPUs this process may run on, at most MAX_THREADS."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_THREADS))
+
+
+def _chunks(count: int, most: int, threads: int) -> list[tuple[int, int]]:
+    """(start, stop) of equal chunks of at most ``most`` columns, as many as a multiple of ``threads``
+    (each thread gets the same work) unless that would make them smaller than MIN_CHUNK columns."""
+    rounds = max(1, math.ceil(count / (most * threads)))
+    parts = max(1, min(rounds * threads, count // MIN_CHUNK))
+    size = math.ceil(count / parts)
+    return [(a, min(a + size, count)) for a in range(0, count, size)]
 
 
 def run_columns(bars: pd.DataFrame, entries: np.ndarray, exits: np.ndarray, simulate, sweep: dict,
                 initial: float, columns: np.ndarray, blocks: bool = False) -> dict:
-    """Metrics of the given combination indices on these bars, in chunks."""
+    """Metrics of the given combination indices on these bars, in chunks.
+
+    Chunks run on a few threads: vectorbt's simulation (Rust), the equity kernel and numpy's large
+    operations release the GIL, so on a machine with idle cores they overlap. A column's numbers do not
+    depend on its chunk (every metric is computed row by row)."""
     k, stops = _stop_grid(sweep)
-    chunk = int(sweep.get("chunk_columns", 2000))
-    parts: list[dict] = []
-    block_parts: list[tuple] = []
-    for start in range(0, len(columns), chunk):
-        cols = columns[start:start + chunk]
+    close = np.ascontiguousarray(bars["close"].ffill().bfill().to_numpy(dtype=float))  # Portfolio.get_filled_close
+
+    def chunk(bounds: tuple[int, int]) -> tuple[dict, tuple | None]:
+        cols = columns[bounds[0]:bounds[1]]
         sig, stop = cols // k, cols % k
         pf = simulate(bars, entries[:, sig], exits[:, sig], {arg: values[stop] for arg, values in stops.items()})
-        closed, wins, open_ = _trade_counts(pf, len(cols))
-        metrics, r = column_metrics(pf.value().to_numpy(), bars.index, initial, closed, wins, open_)
-        parts.append(metrics)
-        if blocks:
-            block_parts.append(_blocks(r))
-        del pf, r
-    out = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        v, (closed, wins, open_) = _equity_and_trades(pf, close, initial, len(cols))
+        del pf
+        metrics, r = column_metrics(v, bars.index, initial, closed, wins, open_)
+        return metrics, (_blocks(r) if blocks else None)
+
+    threads = _threads()
+    bounds = _chunks(len(columns), int(sweep.get("chunk_columns", 2000)), threads)
+    if threads > 1 and len(bounds) > 1:
+        with ThreadPoolExecutor(min(threads, len(bounds)), thread_name_prefix="sweep") as pool:
+            done = list(pool.map(chunk, bounds))
+    else:
+        done = [chunk(b) for b in bounds]
+    out = {key: np.concatenate([m[key] for m, _ in done]) for key in done[0][0]}
     if blocks:
-        out["_blocks"] = (block_parts[0][0], np.concatenate([b[1] for b in block_parts], axis=1),
-                          np.concatenate([b[2] for b in block_parts], axis=1))
+        out["_blocks"] = (done[0][1][0], np.concatenate([b[1] for _, b in done], axis=1),
+                          np.concatenate([b[2] for _, b in done], axis=1))
     return out
 
 

@@ -252,6 +252,8 @@ class PoolRunner(Runner):
             "data": dirs.jail_path(self.plan, run_dir.data),
             "workdir": dirs.jail_path(self.plan, run_dir.work),
         }
+        if job.cpu_seconds is not None:
+            message["cpu_seconds"] = job.cpu_seconds
         started = time.monotonic()
         try:
             parent.send(message, [out_w, result_w])

@@ -61,6 +61,8 @@ class RunJob:
     execution_id: str = ""
     run_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:12])
     caller: str = ""  # who asked (the server uses the gRPC peer): admission is per caller
+    # RLIMIT_CPU of this run when set (sweeps: their threads may use every CPU for the whole timeout)
+    cpu_seconds: int | None = None
 
 
 @dataclasses.dataclass
@@ -308,7 +310,10 @@ class FreshRunner(Runner):
     async def _execute(self, job: RunJob, run_dir: RunDir, slot: int, uid: int | None) -> RunOutput:
         result_r, result_w = os.pipe()
         out_r, out_w = os.pipe()
-        argv, env = command(self.plan, self.config.limits, run_dir, uid, result_w, job.run_id)
+        limits = self.config.limits
+        if job.cpu_seconds is not None:
+            limits = limits.model_copy(update={"cpu_seconds": job.cpu_seconds})
+        argv, env = command(self.plan, limits, run_dir, uid, result_w, job.run_id)
         started = time.monotonic()
         try:
             proc = await asyncio.create_subprocess_exec(

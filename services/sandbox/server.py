@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
+import os
 
 import grpc
 
@@ -29,6 +31,7 @@ from services.sandbox.runner import Outcome, QueueFull, Runner, RunJob
 from services.sandbox.runners import make_runner
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+from stratexec_runtime.sweep import MAX_THREADS as SWEEP_THREADS
 
 SERVICE_NAME = "stratexec.sandbox.v1.SandboxService"
 
@@ -107,7 +110,16 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             return await asyncio.to_thread(self.prepared.get, params.data)
         return self.prepared.get(params.data)
 
-    async def _run(self, request, context):
+    def _sweep_cpu_seconds(self, timeout: float) -> int:
+        """RLIMIT_CPU of a sweep: its chunks run on up to SWEEP_THREADS threads (stratexec_runtime.sweep), so
+        CPU time runs up to that many times faster than the clock; the wall timeout stays the bound."""
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        return max(self.config.limits.cpu_seconds, math.ceil(timeout * max(1, min(cpus, SWEEP_THREADS))))
+
+    async def _run(self, request, context, sweep: bool = False):
         """Policy check, data, one jailed run: (params, prepared data, job, output)."""
         logs.execution_id_var.set(request.execution_id)
         violations = check_code(request.code)
@@ -117,7 +129,8 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
         timeout = self._timeout(request.timeout_seconds)
         prepared = await self._prepare(params, request.uploads)
         job = RunJob(code=request.code, data=prepared, timeout_seconds=timeout, execution_id=request.execution_id,
-                     caller=context.peer() or "")  # one caller per connection: the orchestrator's channel is one
+                     caller=context.peer() or "",  # one caller per connection: the orchestrator's channel is one
+                     cpu_seconds=self._sweep_cpu_seconds(timeout) if sweep else None)
         logs.log(self.logger, logging.INFO, "run started", run_id=job.run_id, mode=self.config.mode, timeout_s=timeout)
         try:
             out = await self.runner.run(job)
@@ -147,7 +160,7 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
         return outcome, reason
 
     async def RunSweep(self, request: sandbox_pb2.RunSweepRequest, context) -> sandbox_pb2.RunSweepResponse:
-        _params, _prepared, job, out = await self._run(request, context)
+        _params, _prepared, job, out = await self._run(request, context, sweep=True)
         response = sandbox_pb2.RunSweepResponse(outcome=OUTCOMES[out.outcome], logs=out.logs, duration_ms=out.duration_ms)
         outcome, reason = self._settle(response, out, job, lambda: sweep_result.verify(out.result, request.combinations),
                                        "sweep result")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import importlib
 import json
 import os
 import signal
@@ -139,12 +140,20 @@ def warm_up(home: str) -> None:
     sma = close.rolling(20).mean()
     # Sweeps (stratexec_runtime.sweep): 2-D signals with a stop level per column compile other kernels.
     wide = np.column_stack([(close <= 0.95 * sma).to_numpy(), (close <= 0.9 * sma).to_numpy()])
+    # Then the sweep's own kernels: the equity of every column from the order records, the trade counts and
+    # the column-wise metrics (stratexec_runtime.sweep.run_columns, here on one thread: none may outlive the
+    # warm-up, this process forks).
+    sweep_runtime = importlib.import_module("stratexec_runtime.sweep")  # the package exports the function sweep
+    filled = np.ascontiguousarray(close.ffill().bfill().to_numpy(dtype=float))
     for stops in ({"tp_stop": np.array([0.05, 0.07]), "sl_stop": np.array([0.05, 0.04])},
                   {"sl_stop": np.array([0.05, 0.04]), "sl_trail": True}, {"tp_stop": np.array([0.05, 0.07])}, {}):
-        vbt.Portfolio.from_signals(close, wide, np.zeros_like(wide), open=ohlc["open"], high=ohlc["high"], low=ohlc["low"],
-                                   price=close, direction="longonly", accumulate=False, upon_long_conflict="exit",
-                                   stop_entry_price="close", stop_exit_price="stopmarket", size=1.0, size_type="percent",
-                                   init_cash=10000.0, fees=0.001, slippage=0.0005, freq="1D", **stops).value()
+        pf = vbt.Portfolio.from_signals(close, wide, np.zeros_like(wide), open=ohlc["open"], high=ohlc["high"], low=ohlc["low"],
+                                        price=close, direction="longonly", accumulate=False, upon_long_conflict="exit",
+                                        stop_entry_price="close", stop_exit_price="stopmarket", size=1.0, size_type="percent",
+                                        init_cash=10000.0, fees=0.001, slippage=0.0005, freq="1D", **stops)
+        pf.value()
+        v, counts = sweep_runtime._equity_and_trades(pf, filled, 10000.0, wide.shape[1])
+        sweep_runtime._blocks(sweep_runtime.column_metrics(v, close.index, 10000.0, *counts)[1])
     fast, slow = vbt.MA.run(close, 10), vbt.MA.run(close, 50)
     fast.ma_crossed_above(slow)
     fast.ma_crossed_below(slow)
@@ -208,7 +217,10 @@ def child(config: dict, job: dict, out_fd: int, result_fd: int, control: socket.
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        boot = {"limits": config["limits"], "uid": config.get("uid"), "gid": config.get("uid"),
+        limits = dict(config["limits"])
+        if job.get("cpu_seconds"):  # a sweep: RLIMIT_CPU sized by the service for its threads and timeout
+            limits["cpu_seconds"] = int(job["cpu_seconds"])
+        boot = {"limits": limits, "uid": config.get("uid"), "gid": config.get("uid"),
                 "seccomp": config.get("seccomp", False)}
         jail_boot.own_pid_namespace(boot["uid"], boot["gid"])  # returns in the run, pid 2 of its own namespace
         jail_boot.confine(boot, {RESULT_FD})
