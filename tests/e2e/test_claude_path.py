@@ -3,6 +3,8 @@ support: the orchestrator's Anthropic client is pointed (ANTHROPIC_BASE_URL)
 at a fake Messages API on loopback, and a whole execution goes through it,
 with native tool calls out and tool results back.
 
+For an OptimizeStrategy the fake's Strategy Optimizer narrows the grid once after the first sweep.
+
 On this path the Code Generator may propose code instead of the compiled
 script: the fake proposes an equivalent rewrite by default (accepted), and,
 for one execution each, a subtly different script and one that breaks the
@@ -16,14 +18,16 @@ import pytest
 from google.protobuf import json_format
 
 from services.stack import start_stack
+from stratexec.codegen.v1 import codegen_pb2
 from stratexec.orchestrator.v1 import execution_pb2
 from stratexec_cli.client import Client
 from tests.e2e.conftest import EXAMPLE, btc_2024
-from tests.fakes.anthropic_server import ANALYZER, EXECUTOR, GENERATOR, FakeAnthropic
+from tests.fakes.anthropic_server import ANALYZER, EXECUTOR, GENERATOR, OPTIMIZER, FakeAnthropic
 
 pytestmark = pytest.mark.slow  # its own stack of services (make test-fast skips it)
 
 S = execution_pb2
+R = codegen_pb2.ParameterRange
 API_KEY = "test-key"
 MODEL = "claude-sonnet-4-6"  # not the default: shows STRATEXEC_LLM_MODEL is honoured
 PROPOSAL_TOOLS = ["read_generated_code", "propose_vectorbt_code"]  # held with a language model only
@@ -241,3 +245,27 @@ def test_a_proposal_that_breaks_the_code_policy_is_rejected_and_the_compiled_scr
     insights = insights_of(client, execution_id)
     assert "import os" not in code.code and code.sha256 == insights["compiled_code_sha256"]
     assert insights["code_source"] == "compiled"
+
+
+def test_with_claude_the_optimizer_narrows_the_grid_once_and_every_trial_counts(claude):
+    """The Strategy Optimizer on "Claude" sweeps the requested grid, then narrows it around the winner once
+    (entry.window one unit either side): the two new combinations are trials too, the model's."""
+    services, fake = claude
+    client = Client(services["orchestrator"].address)
+    params = btc_2024()
+    params.start_date = "2021-01-01"
+    before = len(fake.recorded())
+    execution = client.optimize(EXAMPLE, params, [R(name="entry.window", start=10, stop=60, step=5),
+                                                  R(name="tp.target_pct", values=[4, 7, 10])], walk_forward_segments=3)
+    events = list(client.watch(execution.id))
+    assert events[-1].status == S.EXECUTION_STATUS_COMPLETED, client.get(execution.id).error_message
+    assert OPTIMIZER in {r.agent for r in fake.recorded()[before:]}
+    sweeps = [s for s in tool_steps(events) if s.tool == "run_parameter_sweep"]
+    assert [s.agent for s in sweeps] == [OPTIMIZER, OPTIMIZER]
+    assert "the request's grid" in sweeps[0].arguments and "entry.window" in sweeps[1].arguments
+    summary = client.optimization(execution.id).summary
+    window = next(p for p in summary.parameters if p.name == "entry.window")
+    assert len(window.values) == 3 and window.values[1] - window.values[0] == 1  # the narrowed grid
+    assert (summary.statistics.trials, summary.statistics.trials_in_this_execution) == (33 + 2, 33 + 3)
+    assert f"after {33 + 2} trials" in summary.statistics.dsr_verdict
+    assert {p.tool for p in tool_steps(events)} >= {"read_trial_ledger", "run_walk_forward", "execute_python_code"}

@@ -64,8 +64,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 ANALYZER, GENERATOR, EXECUTOR = "Strategy Analyzer", "Code Generator", "Code Executor"
+OPTIMIZER = "Strategy Optimizer"  # OptimizeStrategy only
 # The tool that tells each agent apart in the tools a request offers.
-AGENT_BY_TOOL = {"analyze_strategy": ANALYZER, "generate_vectorbt_code": GENERATOR, "execute_python_code": EXECUTOR}
+AGENT_BY_TOOL = {"analyze_strategy": ANALYZER, "generate_vectorbt_code": GENERATOR, "execute_python_code": EXECUTOR,
+                 "run_parameter_sweep": OPTIMIZER}
 _SHA = re.compile(r'"?code_sha256"?\s*[:=]\s*"?(?P<sha>[0-9a-f]{64})')
 PROPOSAL_MODES = ("equivalent", "different", "violating", "none")
 
@@ -338,7 +340,31 @@ def executor_turn(calls: list[ToolCall], task: str) -> Turn:
     return Turn(json.dumps({"metrics": run.get("metrics", {})}))
 
 
-TURNS = {ANALYZER: analyzer_turn, GENERATOR: generator_turn, EXECUTOR: executor_turn}
+def optimizer_turn(calls: list[ToolCall], task: str) -> Turn:
+    """Memory, the ledger, the requested grid; then, once, the grid narrowed around the winner's first
+    parameter (its neighbours one unit away), the walk-forward report, and the winner's code."""
+    if not calls:
+        return Turn("What worked before for this family?", "search_strategy_memory", {"query": "optimised strategy"})
+    if failure := _failed(calls[-1]):
+        return failure
+    if len(calls) == 1:
+        return Turn("How many trials were run already: the honest count.", "read_trial_ledger", {})
+    if len(calls) == 2:
+        return Turn("The grid the user asked for.", "run_parameter_sweep", {})
+    if len(calls) == 3:
+        best = _json(calls[2].result).get("best", {}).get("parameters", "")
+        values = {name: float(value) for name, value in (part.split("=") for part in best.split(", ") if part)}
+        first = next(iter(values))
+        ranges = [{"name": n, "values": [v - 1, v, v + 1] if n == first else [v]} for n, v in values.items()]
+        return Turn(f"The heatmap peaks at {best}: I narrow the grid around {first} once.", "run_parameter_sweep",
+                    {"ranges": ranges})
+    if len(calls) == 4:
+        return Turn("Does the choice hold out of sample?", "run_walk_forward", {})
+    sweep = _json(calls[3].result)
+    return Turn(json.dumps({"code_sha256": sweep.get("code_sha256"), "best": sweep.get("best")}))
+
+
+TURNS = {ANALYZER: analyzer_turn, GENERATOR: generator_turn, OPTIMIZER: optimizer_turn, EXECUTOR: executor_turn}
 
 
 def agent_for(body: dict) -> str | None:

@@ -104,7 +104,7 @@ class RunSweepTool(ContextTool):
             summary.max_drawdown = r.max_drawdown
         summary.bars, summary.periods_per_year, summary.chunks = r.result.bars, r.result.periods_per_year, r.chunks
         summary.family_sha256 = r.family
-        summary.statistics.trials_in_this_execution = r.result.combinations
+        summary.statistics.trials_in_this_execution = r.combinations_run
         results.pbo_statistics(r.result, summary.statistics)
         if best is None:
             ctx.fail(errors.make_status(

@@ -22,6 +22,7 @@ class Research:
     timeout_s: float = 600.0
     trials_before: int | None = None  # the ledger's count before this execution's first sweep
     sweeps_run: int = 0
+    combinations_run: int = 0  # over every sweep of this execution (a model's narrowed grid too)
     result: sweep_pb2.SweepResult | None = None  # the last sweep, merged over its chunks
     parameters: list = dataclasses.field(default_factory=list)  # its SweptParameters
     chunk_segments: list = dataclasses.field(default_factory=list)  # [(Chunk, [WalkForwardSegment])]

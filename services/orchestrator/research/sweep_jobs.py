@@ -124,3 +124,4 @@ def run(ctx, research: Research, parameters: list[codegen_pb2.SweptParameter], s
     research.chunk_segments = segments
     research.chunks = len(plan)
     research.sweeps_run += 1
+    research.combinations_run += total
