@@ -17,13 +17,15 @@ from stratexec.orchestrator.v1 import execution_pb2_grpc, strategy_pb2_grpc
 from stratexec_cli.client import Client
 
 EXAMPLE = json.loads((project_root() / "examples" / "strategy.json").read_text())
+SWEEP_CHUNK = 40
 GRPCURL = str(pathlib.Path(sys.executable).parent / "grpcurl")
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("stack")
-    services = start_stack(run_dir)
+    # sweeps in sandbox jobs of at most 40 combinations, so the small grids of test_optimize.py run in several
+    services = start_stack(run_dir, env={"ORCHESTRATOR_SWEEP_CHUNK_COMBINATIONS": str(SWEEP_CHUNK)})
     yield services
     for svc in reversed(list(services.values())):
         svc.stop()

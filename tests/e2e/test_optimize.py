@@ -1,6 +1,6 @@
-"""Research mode end to end: `stratexec optimize` and OptimizeStrategy on a stack of our four services whose
-orchestrator cuts sweeps into sandbox jobs of at most 40 combinations (so a small grid runs in several
-jobs: progress, cancellation and the merge are exercised), checked against single backtests through
+"""Research mode end to end: `stratexec optimize` and OptimizeStrategy on the stack of our four services, whose
+orchestrator cuts sweeps into sandbox jobs of at most 40 combinations here (tests/e2e/conftest.py: so a small
+grid runs in several jobs, and progress, cancellation and the merge are exercised), checked against single backtests through
 ExecuteStrategy, pandas, and the papers' formulas written out here."""
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from scipy import stats
 
 from services.codegen import parameters
 from services.research import statistics
-from services.stack import start_stack
 from stratexec.backtest.v1 import backtest_pb2
 from stratexec.codegen.v1 import codegen_pb2, codegen_pb2_grpc
 from stratexec.memory.v1 import memory_pb2, memory_pb2_grpc
@@ -25,26 +24,18 @@ from stratexec.orchestrator.v1 import execution_pb2 as pb
 from stratexec.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 from stratexec_cli import optimize
 from stratexec_cli.client import Client, ClientError
-from tests.e2e.conftest import EXAMPLE
+from tests.e2e.conftest import EXAMPLE, SWEEP_CHUNK
 from tests.e2e.test_cli import STRATEGY, cli
 from tests.sandbox.test_execute_code import bad_request
 
-pytestmark = pytest.mark.slow  # its own stack of services (make test-fast skips it)
-
 R = codegen_pb2.ParameterRange
-CHUNK = 40
 PARAMS = backtest_pb2.BacktestParams(symbols=["BTC"], start_date="2019-01-01", end_date="2024-12-31")
 GRID_FLAGS = ["--param", "entry.window=10:60:5", "--param", "entry.drop_pct=2:8:1", "--param", "tp.target_pct=4,7,10"]
 
 
 @pytest.fixture(scope="module")
-def research_stack(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("research")
-    services = start_stack(run_dir, env={"ORCHESTRATOR_SWEEP_CHUNK_COMBINATIONS": str(CHUNK)})
-    services["database"] = next(run_dir.rglob("orchestrator.db"))
-    yield services
-    for name in ("orchestrator", "memory", "sandbox", "codegen"):
-        services[name].stop()
+def research_stack(stack):
+    return {**stack, "database": next(stack["orchestrator"].log_path.parent.rglob("orchestrator.db"))}
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +84,15 @@ def test_the_command_goes_through_optimizing_with_progress_and_prints_the_verdic
 
 def test_the_code_executor_remembers_the_winner_with_its_verdict(optimized, research_stack):
     execution_id, _, _, reply = optimized
+    found, token = [], ""
     with grpc.insecure_channel(research_stack["memory"].address) as channel:
-        listed = memory_pb2_grpc.MemoryServiceStub(channel).ListMemories(
-            memory_pb2.ListMemoriesRequest(user_id="default", page_size=200))
-    found = [m for m in listed.memories if m.metadata["execution_id"] == execution_id]
+        while True:
+            listed = memory_pb2_grpc.MemoryServiceStub(channel).ListMemories(
+                memory_pb2.ListMemoriesRequest(user_id="default", page_size=200, page_token=token))
+            found += [m for m in listed.memories if m.metadata.fields.get("execution_id") and
+                      m.metadata["execution_id"] == execution_id]
+            if not (token := listed.next_page_token):
+                break
     assert len(found) == 1
     st = reply.summary.statistics
     assert f"Optimised over 231 combinations ({st.trials:,} trials in the ledger)" in found[0].content
@@ -126,7 +122,7 @@ def test_the_sweep_in_sandbox_jobs_equals_one_job_over_the_whole_grid(optimized,
     """The chunks' results merged (metrics, block sums, each walk-forward segment's choice across chunks) are
     those of a single RunSweep over the whole grid, exactly: whichever replica ran which chunk."""
     _, _, combinations, reply = optimized
-    assert reply.summary.chunks == 7  # 231 combinations, at most 40 per job: 33 per entry.window pair
+    assert SWEEP_CHUNK == 40 and reply.summary.chunks == 7  # 231 combinations: jobs of 33 (one entry.window pair)
     body = struct_pb2.Struct()
     body.update(EXAMPLE)
     with grpc.insecure_channel(research_stack["codegen"].address) as channel:
