@@ -50,11 +50,12 @@ class Client:
         except grpc.RpcError as exc:
             raise ClientError(exc, self.address) from None
 
-    def execute(self, schema: dict, params: backtest_pb2.BacktestParams, request_id: str | None = None, name: str = ""):
+    def execute(self, schema: dict, params: backtest_pb2.BacktestParams, request_id: str | None = None, name: str = "",
+                accept_interpreted_rules: bool = False):
         body = struct_pb2.Struct()
         body.update(schema)
         request = execution_pb2.ExecuteStrategyRequest(schema=body, params=params, request_id=request_id or str(uuid.uuid4()),
-                                                       name=name)
+                                                       name=name, accept_interpreted_rules=accept_interpreted_rules)
         return self._call(self.executions.ExecuteStrategy, request).execution
 
     def optimize(self, schema: dict, params: backtest_pb2.BacktestParams, ranges, request_id: str | None = None,

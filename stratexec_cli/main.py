@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", default="", help="a name for the execution, shown by list, status, compare and report")
     run.add_argument("--data", metavar="FILE", help="your daily bars (CSV or Parquet): uploaded as the dataset named after "
                                                     "the file (replacing one of that name) and traded as @NAME, with --symbols")
+    run.add_argument("--accept-interpreted-rules", action="store_true",
+                     help="with a language model configured on the server: run its reading of a rule the grammar "
+                          "does not understand (shown as the model's) instead of failing with the proposal")
     run.add_argument("--watch", action="store_true", help="follow the execution, then show its results")
     opt = sub.add_parser("optimize", parents=[common], help="sweep parameters, walk forward, and test the winner",
                          description="Research mode: backtest every combination of the parameter ranges (named as "
@@ -441,7 +444,8 @@ def _dispatch(client: Client, args) -> int:
                       f"{dataset.last_date})", flush=True)
         for warning in cost_warnings(params):
             print(warning, file=sys.stderr)
-        execution = client.execute(schema, params, args.request_id, args.name)
+        execution = client.execute(schema, params, args.request_id, args.name,
+                                   accept_interpreted_rules=args.accept_interpreted_rules)
         if not args.watch:
             print(_json(execution) if args.json else execution.id)
             return 0

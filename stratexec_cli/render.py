@@ -131,7 +131,8 @@ def analysis_lines(execution: execution_pb2.Execution) -> list[str]:
     if rules:
         width = max(len(r.node_id) for r in rules)
         lines.append("Interpretation")
-        lines += [f"  {r.node_id:<{width}}  {r.formula or r.interpretation}" for r in rules]
+        lines += [f"  {r.node_id:<{width}}  {r.formula or r.interpretation}"
+                  + (f'  (a language model\'s reading of "{r.rule}")' if r.interpreted_by_model else "") for r in rules]
     warnings = list(execution.insights.warnings)
     if warnings:
         lines.append("Warnings")

@@ -16,12 +16,14 @@ from services.orchestrator.db.repository import Repository
 from services.orchestrator.identity import Identity
 from services.orchestrator.events import EventLog
 from services.orchestrator.checks import check_data, compile_strategy
+from services.orchestrator.crew import interpretations
 from services.orchestrator.dataset_service import param_symbols, uploads_for
 from services.orchestrator.indicator_service import expanded
 from services.orchestrator.strategy_service import page_size
 from services.orchestrator.research import pages as research_pages, submit as research_submit
 from services.orchestrator.worker import Runner
 from stratexec.backtest.v1 import backtest_pb2
+from stratexec.codegen.v1 import codegen_pb2
 from stratexec.orchestrator.v1 import execution_pb2, execution_pb2_grpc
 
 CANCEL_WAIT_S = 10.0
@@ -127,8 +129,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         else:
             schema = request.schema
         schema = await expanded(self.repo, user, schema)  # the saved indicators its rules name, as nodes
-        compiled = await compile_strategy(self.clients, schema, params)  # bad rules fail here, before anything is stored
-        analysis = compiled.analysis
+        compiled, interpretation = await self._compile(schema, params, request, optimize)
+        analysis = compiled.analysis if compiled is not None else codegen_pb2.StrategyAnalysis()
         uploads = await asyncio.to_thread(uploads_for, self.repo, user, param_symbols(params))  # the user's datasets
         await check_data(self.clients, params, uploads)  # and unknown symbols or dates outside the data
         in_tx = None
@@ -152,15 +154,31 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
 
         row, created = await asyncio.to_thread(
             self.repo.create_execution, user, params.SerializeToString(), request.request_id,
-            request.strategy_id or None, new_strategy, first_event, compiled.SerializeToString(),
+            request.strategy_id or None, new_strategy, first_event, compiled and compiled.SerializeToString(),
             request_sha256=digest, name=request.name.strip(), kind="optimization" if optimize else "backtest",
-            in_tx=in_tx,
+            in_tx=in_tx, rule_interpretation=interpretation,
         )
         if not created:  # a concurrent request with the same request_id stored first
             return await self._retried(row, digest)
         self.events.notifier.notify_threadsafe(row.id)
         self.runner.wake()
         return await self._execution_pb(row)
+
+    async def _compile(self, schema, params, request, optimize: bool):
+        """The execution's one compilation; bad rules fail here, before anything is stored. With a language
+        model, a rule the grammar does not understand is left to the Strategy Analyzer instead (not for an
+        optimization, whose grid needs every rule): (None, "propose" or "accept")."""
+        try:
+            return await compile_strategy(self.clients, schema, params), None
+        except errors.ApiError as exc:
+            if optimize or not interpretations.interpretable(exc.to_status()):
+                raise
+            if not self.config.anthropic_api_key:
+                if request.accept_interpreted_rules:
+                    exc.to_status().message += (" (accept_interpreted_rules has no effect: no language model is "
+                                                "configured to interpret the rule)")
+                raise
+            return None, "accept" if request.accept_interpreted_rules else "propose"
 
     async def GetOptimizationResults(self, request, context):
         row = await self._owned(context, request.execution_id)

@@ -185,7 +185,7 @@ class Runner:
             load_preferences=functools.partial(preferences.load, self.repo, self.clients, row.user_id),
             load_uploads=functools.partial(dataset_service.uploads_for, self.repo, row.user_id, param_symbols(params)),
             compiled=codegen_pb2.GenerateCodeResponse.FromString(row.compiled_pb) if row.compiled_pb else None,
-            outage_requeues=row.outage_requeues or 0,
+            outage_requeues=row.outage_requeues or 0, rule_interpretation=row.rule_interpretation,
         )
         if row.kind == "optimization":
             ctx.research = self._research(row)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 
+import grpc
 import pytest
 from google.protobuf import json_format
 
 from services.stack import start_stack
 from stratexec.codegen.v1 import codegen_pb2
 from stratexec.orchestrator.v1 import execution_pb2
-from stratexec_cli.client import Client
+from stratexec_cli.client import Client, ClientError
 from tests.e2e.conftest import EXAMPLE, btc_2024
 from tests.fakes.anthropic_server import ANALYZER, EXECUTOR, GENERATOR, OPTIMIZER, FakeAnthropic
 
@@ -269,3 +270,77 @@ def test_with_claude_the_optimizer_narrows_the_grid_once_and_every_trial_counts(
     assert (summary.statistics.trials, summary.statistics.trials_in_this_execution) == (33 + 2, 33 + 3)
     assert f"after {33 + 2} trials" in summary.statistics.dsr_verdict
     assert {p.tool for p in tool_steps(events)} >= {"read_trial_ledger", "run_walk_forward", "execute_python_code"}
+
+
+# -- a rule the grammar does not understand -----------------------------------------------------------------------
+
+OVERSOLD_RULE = "Buy when the stock looks oversold"  # the fake reads "oversold" as RSI(14) < 30
+READING = [{"indicator": "rsi", "op": "<", "ref": 30}]
+
+
+def oversold(entry_meta: dict) -> dict:
+    """The example strategy with its entry rule replaced."""
+    return {"nodes": [{"id": "entry", "type": "entry_condition", "meta": entry_meta}, *EXAMPLE["nodes"][1:]]}
+
+
+def bad_request(status) -> list:
+    from google.rpc import error_details_pb2
+
+    found = error_details_pb2.BadRequest()
+    next(d for d in status.details if d.Is(error_details_pb2.BadRequest.DESCRIPTOR)).Unpack(found)
+    return list(found.field_violations)
+
+
+def test_a_rule_claude_had_to_interpret_fails_with_its_proposal_attached_for_the_user_to_resubmit(claude):
+    """Never applied silently: the Strategy Analyzer proposes a structured condition, and the execution
+    fails naming the rule, with the proposal in its error. Nothing runs in the sandbox."""
+    from services.common import errors
+
+    services, _ = claude
+    client = Client(services["orchestrator"].address)
+    execution = client.execute(oversold({"rules": [OVERSOLD_RULE]}), btc_2024())  # accepted at submit: a model is here
+    events = list(client.watch(execution.id))
+    failed = client.get(execution.id)
+    assert failed.status == S.EXECUTION_STATUS_FAILED
+    assert failed.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    info = errors.error_info(failed.error)
+    assert info.reason == "RULE_NOT_UNDERSTOOD"
+    assert (info.metadata["node_id"], info.metadata["rule"], info.metadata["proposed_by"]) == ("entry", OVERSOLD_RULE, "model")
+    assert json.loads(info.metadata["proposed_conditions"]) == READING
+    assert "RSI" in info.metadata["proposed_formula"] and "30" in info.metadata["proposed_formula"]
+    [violation] = bad_request(failed.error)
+    assert violation.field == "nodes[0].meta.rules[0]" and "resubmit them as meta.conditions" in violation.description
+    assert OVERSOLD_RULE in failed.error_message and "accept_interpreted_rules" in failed.error_message
+    proposal = step(events, "propose_rule_interpretation")
+    assert proposal.agent == ANALYZER and "rsi" in proposal.arguments
+    statuses = [e.status for e in events if e.type == S.EVENT_TYPE_STATUS_CHANGED]
+    assert S.EXECUTION_STATUS_EXECUTING not in statuses and S.EXECUTION_STATUS_GENERATING_CODE not in statuses
+    with pytest.raises(ClientError) as no_code:  # nothing was compiled from the proposal, nothing ran
+        client.code(execution.id)
+    assert no_code.value.code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_with_accept_interpreted_rules_claudes_reading_runs_shown_as_the_models(claude):
+    """The request accepts interpreted rules: the proposal runs, marked as the model's in the analysis and
+    warned about; its trades are those of the same strategy resubmitted with the proposal as meta.conditions."""
+    services, _ = claude
+    client = Client(services["orchestrator"].address)
+    params = btc_2024()
+    params.start_date = "2022-01-01"
+    execution = client.execute(oversold({"rules": [OVERSOLD_RULE]}), params, accept_interpreted_rules=True)
+    events = list(client.watch(execution.id))
+    assert events[-1].status == S.EXECUTION_STATUS_COMPLETED, client.get(execution.id).error_message
+    done = client.get(execution.id)
+    [entry] = [r for r in done.insights.interpretation if r.node_id == "entry"]
+    assert entry.interpreted_by_model and entry.rule == OVERSOLD_RULE
+    assert "RSI" in entry.formula and "< 30" in entry.formula and "language model" in entry.interpretation
+    assert any(OVERSOLD_RULE in w and "language model" in w for w in done.insights.warnings)
+    assert any(OVERSOLD_RULE in line.message and "accept_interpreted_rules" in line.message for line in logs(events))
+
+    resubmitted = client.execute(oversold({"conditions": READING}), params)
+    assert list(client.watch(resubmitted.id))[-1].status == S.EXECUTION_STATUS_COMPLETED
+    ours, theirs = client.results(execution.id).result, client.results(resubmitted.id).result
+    assert len(ours.trades) > 0
+    assert [(t.entry_time, t.exit_time, t.pnl) for t in ours.trades] == \
+        [(t.entry_time, t.exit_time, t.pnl) for t in theirs.trades]
+    assert ours.metrics.total_return == theirs.metrics.total_return

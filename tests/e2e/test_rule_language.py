@@ -117,3 +117,22 @@ def test_an_indicator_saved_once_is_used_by_name_in_a_later_strategy(orchestrato
     with pytest.raises(ClientError) as bad:
         client.save_indicator("broken", "sma(close, ")
     assert bad.value.status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and "expression" in str(bad.value)
+
+
+def test_without_a_language_model_a_rule_not_understood_is_rejected_at_submit(client):
+    """Only a configured model may interpret a rule (tests/e2e/test_claude_path.py); here none is, so
+    accept_interpreted_rules changes nothing but the message, which says so."""
+    from services.common import errors
+    from stratexec_cli.client import ClientError
+
+    strategy = {"nodes": [{"id": "entry", "type": "entry_condition",
+                           "meta": {"rules": ["Buy when the stock looks oversold"]}}]}
+    rejected = []
+    for accept in (False, True):
+        with pytest.raises(ClientError) as failure:
+            client.execute(strategy, btc_2024(), accept_interpreted_rules=accept)
+        assert failure.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert errors.error_info(failure.value.status).reason == "RULE_NOT_UNDERSTOOD"
+        rejected.append(str(failure.value))
+    assert "accept_interpreted_rules has no effect" not in rejected[0]
+    assert "accept_interpreted_rules has no effect: no language model is configured" in rejected[1]

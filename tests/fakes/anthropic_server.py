@@ -222,18 +222,44 @@ def _failed(call: ToolCall) -> Turn | None:
     return None
 
 
+# How the fake reads a rule the grammar does not understand: a word it knows, else codegen's near miss.
+READINGS = {"oversold": [{"indicator": "rsi", "op": "<", "ref": 30}],
+            "overbought": [{"indicator": "rsi", "op": ">", "ref": 70}]}
+
+
+def _reading(question: dict) -> list[dict] | None:
+    rule = question.get("rule", "").lower()
+    known = next((conditions for word, conditions in READINGS.items() if word in rule), None)
+    near = question.get("near_miss_condition")
+    return known or ([near] if near else None)
+
+
 def analyzer_turn(calls: list[ToolCall], task: str) -> Turn:
+    """The analysis (a structured reading proposed for each rule it says is not understood), the user's
+    similar strategies, their preferences."""
     if not calls:
         return Turn("First I need the exact interpretation of every rule.", "analyze_strategy", {})
     if failure := _failed(calls[-1]):
         return failure
+    last, names = _json(calls[-1].result), [c.name for c in calls]
+    if question := last.get("not_understood"):
+        reading = _reading(question)
+        if reading is None:
+            return Turn(f"FAILED: I cannot tell what {question['rule']!r} means, so I propose nothing.")
+        return Turn(f"The grammar does not understand {question['rule']!r}; I read it as {json.dumps(reading)}.",
+                    "propose_rule_interpretation", {"node_id": question["node"], "rule": question["rule"],
+                                                    "conditions": reading, "rationale": "what traders mean by it"})
+    if calls[-1].name == "propose_rule_interpretation" and not last.get("accepted"):
+        return Turn(f"FAILED: my reading is not applied: {last.get('error')}")
     analysis = _json(calls[0].result)
-    if len(calls) == 1:
-        query = f"{analysis.get('summary', 'trading strategy')} on {', '.join(analysis.get('symbols', []))}"
+    if "search_strategy_memory" not in names:
+        summary = analysis.get("summary") or last.get("summary") or "trading strategy"
+        query = f"{summary} on {', '.join(analysis.get('symbols', []))}"
         return Turn("Now let me look for this user's similar strategies.", "search_strategy_memory", {"query": query})
-    if len(calls) == 2:
+    if "get_user_preferences" not in names:
         return Turn("And the user's preferences.", "get_user_preferences", {})
-    memory, prefs = _json(calls[1].result), _json(calls[2].result)
+    memory = _json(next(c.result for c in calls if c.name == "search_strategy_memory"))
+    prefs = _json(calls[-1].result)
     return Turn(json.dumps({"analysis": analysis, "similar_strategies": memory.get("memories", []),
                             "preference_conflicts": prefs.get("conflicts", [])}))
 

@@ -43,6 +43,14 @@ class ExecutionContext:
     # The compilation made at submit (analysis, code, sha256); the tools read it instead of compiling again.
     compiled: codegen_pb2.GenerateCodeResponse | None = None
     analysis: codegen_pb2.StrategyAnalysis | None = None
+    # A rule the grammar did not understand at submit (with a language model only, crew/interpretations.py):
+    # "propose" or "accept" (accept_interpreted_rules); the rule waiting for the Strategy Analyzer's proposal
+    # (codegen's error), the proposals so far, and the schema with them in place of their rules.
+    rule_interpretation: str | None = None
+    pending_rule: status_pb2.Status | None = None
+    interpretations: list = dataclasses.field(default_factory=list)
+    interpretation_attempts: int = 0
+    interpreted_schema: dict | None = None
     code: str = ""
     code_sha256: str = ""
     code_valid: bool = False
@@ -98,6 +106,8 @@ class ExecutionContext:
         reason = self.code_source_reason or ("the Code Generator proposed no code" if self.proposals_enabled
                                              else "the offline planner does not propose code")
         insights = {"code_source": self.code_source, "code_source_reason": reason}
+        if self.interpretations:
+            insights["rule_interpretations"] = self.interpretations
         if self.proposals_enabled:
             insights["compiled_code_sha256"] = self.compiled_sha256
             insights["code_proposals"] = self.proposals

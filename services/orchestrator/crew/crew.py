@@ -7,6 +7,7 @@ import warnings
 
 from crewai import Agent, BaseLLM, Crew, Process, Task
 
+from services.orchestrator.crew import interpretations
 from services.orchestrator.crew.context import ExecutionContext
 from services.orchestrator.crew.planner import ANALYZER, EXECUTOR, GENERATOR, OPTIMIZER
 from services.orchestrator.crew.research_tools import optimizer_tools
@@ -116,12 +117,22 @@ def build_crew(ctx: ExecutionContext, llm: BaseLLM) -> Crew:
     executor = agent(EXECUTOR, "Run the validated code in the sandbox and remember the outcome.",
                      "An engineer who trusts only results the sandbox checked.", tools["executor"])
 
+    analyze_steps = "Call analyze_strategy"
+    if native_tools and ctx.rule_interpretation:
+        analyze_steps += (" (if it says a rule is not understood and the rule's meaning is clear, propose structured "
+                          "conditions for it with propose_rule_interpretation, once per rule it names)")
+    analyzed = _task_done(ctx, ANALYZER, "GENERATING_CODE", "generating code")
+
+    def on_analyzed(output) -> None:
+        interpretations.settle(ctx)  # a rule still not understood fails the execution here
+        analyzed(output)
+
     analyze = Task(
         description=f"Analyse this strategy for {setting}. Its nodes:\n{_rules_text(ctx.schema)}\n"
-                    "Call analyze_strategy, then search_strategy_memory with a description of the strategy, "
+                    f"{analyze_steps}, then search_strategy_memory with a description of the strategy, "
                     "then get_user_preferences.",
         expected_output="JSON with the analysis and similar past strategies",
-        agent=analyzer, callback=_task_done(ctx, ANALYZER, "GENERATING_CODE", "generating code"),
+        agent=analyzer, callback=on_analyzed,
     )
     generate_steps = ("Look up code templates with search_code_templates, generate the VectorBT code with "
                       "generate_vectorbt_code, then check it with validate_python_code.")

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.common import errors
 from services.orchestrator.clients import Cancelled
 from services.orchestrator.convert import struct
-from services.orchestrator.crew import proposals
+from services.orchestrator.crew import interpretations, proposals
 from services.orchestrator.crew.context import ExecutionContext
 from services.orchestrator.research import outcome
 from services.orchestrator.db.repository import LeaseLost
@@ -135,7 +135,13 @@ class AnalyzeStrategyTool(ContextTool):
     def _run(self) -> str:
         def body():
             ctx = self.ctx
-            ctx.analysis = _compiled(ctx).analysis
+            try:
+                ctx.analysis = _compiled(ctx).analysis
+            except grpc.RpcError as exc:  # with a language model, a rule the grammar does not understand waits
+                question = interpretations.left_to_analyzer(ctx, exc)  # for the Strategy Analyzer's proposal
+                if question is None:
+                    raise
+                return question
             return _analysis_summary(ctx.analysis)
 
         return self.run_step(body)
@@ -158,6 +164,30 @@ def _search(ctx: ExecutionContext, query: str, kind: str, skipped: str) -> list[
         return None
     return [{"memory": m.content, "score": round(m.score, 3), "metadata": json_format.MessageToDict(m.metadata)}
             for m in reply.memories]
+
+
+class InterpretArgs(BaseModel):
+    node_id: str = Field(description="The node of the rule analyze_strategy says is not understood")
+    rule: str = Field(description="That rule, exactly as written")
+    conditions: list[dict] = Field(description="Structured conditions (the meta.conditions form, such as "
+                                               '{"indicator": "rsi", "op": "<", "ref": 30}) that together mean the rule')
+    rationale: str = Field(default="", description="Why the rule means this")
+
+
+class InterpretRuleTool(ContextTool):
+    """Held by the Strategy Analyzer with a language model only (crew/interpretations.py)."""
+
+    name: str = "propose_rule_interpretation"
+    description: str = (
+        "For a rule analyze_strategy says is not understood: propose structured conditions that mean it. codegen "
+        "compiles them like any structured condition; they run only if the request accepts interpreted rules, "
+        "otherwise the execution fails with the rule named and your proposal attached for the user to resubmit.")
+    args_schema: type[BaseModel] = InterpretArgs
+    service_name: str = "codegen"
+
+    def _run(self, node_id: str, rule: str, conditions: list[dict], rationale: str = "") -> str:
+        arguments = {"node_id": node_id, "rule": rule, "conditions": conditions}
+        return self.run_step(lambda: interpretations.propose(self.ctx, node_id, rule, conditions, rationale), arguments)
 
 
 class SearchMemoryTool(ContextTool):
@@ -402,12 +432,14 @@ class StoreMemoryTool(ContextTool):
 
 def tools_for(ctx: ExecutionContext, with_proposals: bool = False) -> dict[str, list[BaseTool]]:
     """The tools each agent holds, bound to one execution. With ``with_proposals`` (a language model
-    that calls tools natively, never the offline planner) the Code Generator may propose code."""
+    that calls tools natively, never the offline planner) the Code Generator may propose code, and the
+    Strategy Analyzer structured conditions for a rule the grammar does not understand."""
     generator = [TemplatesTool(ctx=ctx), GenerateCodeTool(ctx=ctx), ValidateCodeTool(ctx=ctx)]
     if with_proposals:
         generator += [ReadCodeTool(ctx=ctx), ProposeCodeTool(ctx=ctx)]
     return {
-        "analyzer": [AnalyzeStrategyTool(ctx=ctx), SearchMemoryTool(ctx=ctx), PreferencesTool(ctx=ctx)],
+        "analyzer": [AnalyzeStrategyTool(ctx=ctx), SearchMemoryTool(ctx=ctx), PreferencesTool(ctx=ctx),
+                     *([InterpretRuleTool(ctx=ctx)] if with_proposals else [])],
         "generator": generator,
         "executor": [ExecuteCodeTool(ctx=ctx), StoreMemoryTool(ctx=ctx)],
     }

@@ -47,6 +47,9 @@ class StrategyExecution(Base):
     code_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The one compilation, made at submit: stratexec.codegen.v1.GenerateCodeResponse (analysis, code, sha256).
     compiled_pb: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # A rule the grammar did not understand, left to the Strategy Analyzer (a language model) at submit:
+    # "propose" (the execution fails with its proposal) or "accept" (accept_interpreted_rules); else None.
+    rule_interpretation: Mapped[str | None] = mapped_column(String(16), nullable=True)
     execution_logs: Mapped[list] = mapped_column(JSON, default=list)  # snapshot at the terminal status
     backtest_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)

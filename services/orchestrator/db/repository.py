@@ -142,6 +142,7 @@ class Repository:
         name: str = "",
         kind: str = "backtest",
         in_tx: Callable[[Session, StrategyExecution], None] | None = None,
+        rule_interpretation: str | None = None,
     ) -> tuple[StrategyExecution, bool]:
         """Insert the execution (and an inline strategy) with its QUEUED event and
         its compilation (a codegen GenerateCodeResponse, made once at submit).
@@ -173,6 +174,7 @@ class Repository:
                     status="QUEUED",
                     params_pb=params_pb,
                     compiled_pb=compiled_pb,
+                    rule_interpretation=rule_interpretation,
                     execution_logs=[],
                     agent_insights={},
                     attempts=0,
