@@ -12,8 +12,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from services.codegen import compiler
-from services.common import errors
+from services.codegen import compiler, emit
+from services.common import code_policy, errors
 from services.common.config import project_root
 from tests.codegen.heldout_corpus import HELDOUT
 from tests.codegen.heldout_oracle import Bars
@@ -78,6 +78,8 @@ def score(side: str, rule: str, oracle, data: dict[str, pd.DataFrame]) -> Outcom
         diff = int((got != want).sum())
         if diff:
             return Outcome(side, rule, True, "misread", f"{symbol}: {diff} bars differ; read as {node.condition.formula()}")
+    if found := code_policy.check_code(emit.emit(analysis)):  # the whole script must be one the sandbox runs
+        return Outcome(side, rule, True, "refused", f"the script breaks the code policy: {found[0].message}")
     return Outcome(side, rule, True, "faithful", node.condition.formula())
 
 

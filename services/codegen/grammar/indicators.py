@@ -43,8 +43,9 @@ WORDS = {"close": "the close", "open": "the open", "high": "the high", "low": "t
 def field(name: str) -> Series:
     if name == "close":
         return Series(key="close", var="close", label="close", words=WORDS["close"], is_indicator=False)
+    var = "open_" if name == "open" else name  # open is a builtin the code policy refuses to see bound
     return Series(
-        key=name, var=name, label=name, words=WORDS[name], lines=(f'{name} = ohlc["{name}"]',), is_indicator=False
+        key=name, var=var, label=name, words=WORDS[name], lines=(f'{var} = ohlc["{name}"]',), is_indicator=False
     )
 
 
