@@ -7,7 +7,7 @@ import asyncio
 import re
 
 from services.common import errors
-from services.orchestrator import convert
+from services.orchestrator import convert, indicator_memory
 from services.orchestrator.checks import analyze
 from services.orchestrator.clients import ServiceClients
 from services.orchestrator.db.repository import Repository
@@ -84,6 +84,7 @@ class IndicatorServicer(indicator_pb2_grpc.IndicatorServiceServicer):
         row = await asyncio.to_thread(self.repo.put_indicator, user, name, expression, request.replace)
         if row is None:
             raise errors.name_taken("indicator", name)
+        await asyncio.to_thread(indicator_memory.remember, self.clients, user, name, expression)
         return indicator_pb2.SaveIndicatorResponse(indicator=to_proto(row))
 
     async def ListIndicators(self, request, context):
@@ -94,4 +95,5 @@ class IndicatorServicer(indicator_pb2_grpc.IndicatorServiceServicer):
         user = self.identity.user(context)
         if not await asyncio.to_thread(self.repo.delete_indicator, user, request.name.strip()):
             raise errors.not_found("indicator", request.name.strip())
+        await asyncio.to_thread(indicator_memory.forget, self.clients, user, request.name.strip())
         return indicator_pb2.DeleteIndicatorResponse()

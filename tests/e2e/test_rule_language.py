@@ -136,3 +136,40 @@ def test_without_a_language_model_a_rule_not_understood_is_rejected_at_submit(cl
         rejected.append(str(failure.value))
     assert "accept_interpreted_rules has no effect" not in rejected[0]
     assert "accept_interpreted_rules has no effect: no language model is configured" in rejected[1]
+
+
+def test_the_strategy_analyzer_finds_saved_indicators_and_their_past_uses_in_memory(orchestrator_addr):
+    """Saving an indicator copies it to memory; a strategy that uses it is remembered with its definition; a
+    later analysis finds both (the Strategy Analyzer's memory search step, and its findings)."""
+    from stratexec_cli.client import Client
+
+    client = Client(orchestrator_addr, user="indicator-recaller")
+    client.save_indicator("gap_osc", "(open - lag(close, 1)) / atr(14)")
+    first = client.execute({"nodes": [
+        {"id": "entry", "type": "entry_condition", "meta": {"rules": ["Enter when gap_osc crosses above 0.5"]}},
+        {"id": "exit", "type": "exit_condition", "meta": {"rules": ["Exit when gap_osc is below -0.5"]}},
+    ]}, btc_2024())
+    events = list(client.watch(first.id))
+    assert events[-1].status == S.EXECUTION_STATUS_COMPLETED, client.get(first.id).error_message
+    [search] = [e.agent_step for e in events if e.agent_step.tool == "search_strategy_memory"]
+    assert search.agent == "Strategy Analyzer"
+    assert "Custom indicator gap_osc = (open - lag(close, 1)) / atr(14)" in search.result
+
+    later = client.execute({"nodes": [
+        {"id": "entry", "type": "entry_condition", "meta": {"rules": ["Enter when gap_osc crosses above 1"]}},
+        {"id": "tp", "type": "take_profit", "meta": {"target_pct": 5}},
+    ]}, btc_2024())
+    assert list(client.watch(later.id))[-1].status == S.EXECUTION_STATUS_COMPLETED
+    past = [f for f in client.get(later.id).insights.memory_findings if f.metadata["execution_id"] == first.id]
+    assert past and "gap_osc = (open - lag(close, 1)) / atr(14)" in past[0].memory
+    assert past[0].metadata["custom_indicators"] == "gap_osc"
+
+    client.delete_indicator("gap_osc")  # and memory forgets it
+    again = client.execute({"nodes": [
+        {"id": "osc", "type": "indicator", "meta": {"name": "gap_osc", "expression": "(open - lag(close, 1)) / atr(14)"}},
+        {"id": "entry", "type": "entry_condition", "meta": {"rules": ["Enter when gap_osc crosses above 1"]}},
+        {"id": "tp", "type": "take_profit", "meta": {"target_pct": 5}},
+    ]}, btc_2024())
+    events = list(client.watch(again.id))
+    [search] = [e.agent_step for e in events if e.agent_step.tool == "search_strategy_memory"]
+    assert '"saved_indicators": []' in search.result

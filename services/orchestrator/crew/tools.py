@@ -20,6 +20,7 @@ from google.protobuf import json_format
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common import errors
+from services.orchestrator import indicator_memory
 from services.orchestrator.clients import Cancelled
 from services.orchestrator.convert import struct
 from services.orchestrator.crew import interpretations, proposals
@@ -192,7 +193,8 @@ class InterpretRuleTool(ContextTool):
 
 class SearchMemoryTool(ContextTool):
     name: str = "search_strategy_memory"
-    description: str = "Search the user's memory (mem0) for similar past strategies and how they did."
+    description: str = ("Search the user's memory (mem0) for similar past strategies and how they did, and for the "
+                        "custom indicators the user saved.")
     args_schema: type[BaseModel] = QueryArgs
     service_name: str = "memory"
 
@@ -202,7 +204,8 @@ class SearchMemoryTool(ContextTool):
             if found is None:
                 return {"memories": [], "note": "memory unavailable"}
             self.ctx.memory_findings.extend(found)
-            return {"memories": found}
+            indicators = _search(self.ctx, query, indicator_memory.KIND, "saved indicators not searched") or []
+            return {"saved_indicators": [i["memory"] for i in indicators], "memories": found}
 
         return self.run_step(body, {"query": query})
 
@@ -414,6 +417,9 @@ class StoreMemoryTool(ContextTool):
                 metadata.update(outcome="failed", failure_reason=errors.describe(ctx.error))
             else:
                 return {"stored": False, "reason": "no outcome yet: run the code first"}
+            if customs := indicator_memory.used_in(ctx.schema):  # found again by the indicator's name or meaning
+                content += " " + "; ".join(indicator_memory.describe(*c) for c in customs) + "."
+                metadata["custom_indicators"] = ",".join(name for name, _ in customs)
             if ctx.research is not None and ctx.result is not None:
                 text, meta = outcome.memory(ctx)
                 content += text
