@@ -15,8 +15,9 @@ def send(result: dict) -> bool:
     raw = os.environ.get(RESULT_FD_ENV)
     if not raw:
         return False
+    text = json.dumps(result, allow_nan=False, default=_finite)  # dumps, not dump: dump never uses the C encoder
     with os.fdopen(int(raw), "w", encoding="utf-8") as channel:
-        json.dump(result, channel, allow_nan=False, default=_finite)
+        channel.write(text)
     return True
 
 
