@@ -11,6 +11,7 @@ accepts is not understood: it is never half-applied.
 """
 from __future__ import annotations
 
+import functools
 import pathlib
 import re
 
@@ -231,17 +232,23 @@ BUILDERS = {
 }
 
 
-def read_form(sentence: str) -> dict | None:
-    """The form of one clause and its parts, or None when no form accepts it."""
+@functools.lru_cache(maxsize=4096)
+def _read_form(sentence: str) -> tuple | None:
+    """The form of one clause and its parts, or None when no form accepts it (cached: "A and A and ..." parses A once)."""
     try:
         tree = PARSER.parse(sentence)
     except lark.exceptions.UnexpectedInput:
         return None
     clause = tree.children[0]
     try:
-        return _form(clause.data, _parts(clause))
+        return tuple(_form(clause.data, _parts(clause)).items())
     except NoForm:
         return None
+
+
+def read_form(sentence: str) -> dict | None:
+    found = _read_form(sentence)
+    return None if found is None else dict(found)
 
 
 def _match(sentence: str, matcher: Matcher) -> Condition | None:
@@ -310,6 +317,7 @@ def _split(sentence: str, matcher: Matcher) -> Condition | None:
     how, word = ("all", " and ") if has_and else ("any", " or ")
     parts = []
     subject = ""
+    seen: dict[str, tuple[Condition, list[str]]] = {}  # a part said twice is read once (its warnings repeat)
     for piece in sentence.split(word):
         piece = piece.strip()
         lead = re.match(r"#t\d+", piece)
@@ -317,9 +325,15 @@ def _split(sentence: str, matcher: Matcher) -> Condition | None:
             subject = lead.group(0)
         elif subject:
             piece = f"{subject} {piece}"  # "RSI below 30 or above 70": the subject carries over
-        found = _clause(piece, matcher)
-        if found is None:
-            raise RuleError(f"the part '{_untokenize(piece, matcher.toks)}' (as normalised) is not understood, so the rule is rejected as a whole")
+        if piece in seen:
+            found, warnings = seen[piece]
+            matcher.ctx.warnings.extend(warnings)
+        else:
+            before = len(matcher.ctx.warnings)
+            found = _clause(piece, matcher)
+            if found is None:
+                raise RuleError(f"the part '{_untokenize(piece, matcher.toks)}' (as normalised) is not understood, so the rule is rejected as a whole")
+            seen[piece] = found, matcher.ctx.warnings[before:]
         parts.append(found)
     return combine(how, parts)
 
