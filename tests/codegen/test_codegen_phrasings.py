@@ -263,6 +263,7 @@ def test_the_grammar_reads_a_10000_character_sentence_within_50_ms(sentence):
     best = float("inf")
     for _ in range(3):
         matcher = Matcher([Tok("rsi", 14, text="RSI"), Tok("ma", 20, text="20-day SMA")], Context(side="entry"))
+        rules._parse.cache_clear()  # each run parses afresh
         start = time.perf_counter()
         try:
             condition = rules.read(sentence, matcher)

@@ -99,6 +99,9 @@ def _number_words(t: str) -> str:
 PHRASES = [
     # Rewrites of whole phrasings to the form the rules read; each is one line and one meaning.
     (r"\btoday's\s+", ""),
+    (r"\bat (any time|least once)\b", lambda m: "at-" + m.group(1).replace(" ", "-")),  # one word: "within" reads it
+    (r"\bfor (?:the )?(last|past|previous|prior)\b", r"for-\1"),  # "rises 5% for the last 3 days": one word
+    (r"(?<!for)(?<!least)(?<!last) (\d+ (?:consecutive |straight |successive )?" + UNIT + r" in (?:a )?row)$", r" for \1"),
     (r"\b(?:the\s+)?(?:stock|shares|security)\b", "price"),
     (r"\b(?:fast|slow|faster|slower)\s+(?=(?:ma|sma|ema|wma|moving average)\b)", ""),
     (r"\bvolume spike of\b", "volume"),

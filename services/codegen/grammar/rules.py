@@ -48,7 +48,6 @@ WORD_CLASSES = {
 
 QUALIFIERS = ("at least", "more than", "over")  # "at least 5% below", "gaps up more than 2%"
 NOUN_QUALIFIERS = ("at least", "more than")
-DISTANCE_DIRS = ("above", "over", "below", "under", "beneath", "higher than", "lower than", "greater than", "less than")
 CROSS_DIRS = lex.ABOVE + lex.BELOW
 
 
@@ -67,28 +66,51 @@ MULT_RE = re.compile(r"-?\d+(?:\.\d+)?x")
 MENTION_RE = re.compile(r"#t\d+")
 
 
+def _kind(word: str, literals: dict[str, str]) -> str:
+    if MENTION_RE.fullmatch(word):
+        return "M"
+    if PCT_RE.fullmatch(word):
+        return "PCT"
+    if MULT_RE.fullmatch(word):
+        return "MULT"
+    if NUMBER_RE.fullmatch(word):
+        return "NUMBER"
+    return literals.get(word, "UNKNOWN")
+
+
+CHAIN = "\x01"  # "\x01and <sentence>": the sentence read as a chain of parts joined by "and"
+
+
 class WordLexer(Lexer):
-    """One token per word: the grammar's words by their literal, the rest by kind."""
+    """One token per word: the grammar's words by their literal, the rest by kind. In a chain every "and" (or
+    "or") is CONJ_AND (CONJ_OR), and a part that does not start with a placeholder gets the previous part's subject."""
 
     def __init__(self, lexer_conf):
         self.literals = {t.pattern.value: t.name for t in lexer_conf.terminals if t.pattern.type == "str"}
 
     def lex(self, data: str):
-        for word in data.split():
-            if MENTION_RE.fullmatch(word):
-                kind = "M"
-            elif PCT_RE.fullmatch(word):
-                kind = "PCT"
-            elif MULT_RE.fullmatch(word):
-                kind = "MULT"
-            elif NUMBER_RE.fullmatch(word):
-                kind = "NUMBER"
-            else:
-                kind = self.literals.get(word, "UNKNOWN")
+        words = data.split()
+        conj = None
+        if words and words[0].startswith(CHAIN):
+            conj, words = words[0][1:], words[1:]
+        subject, part_start = None, True
+        for word in words:
+            if word == conj:
+                yield Token("CONJ_" + conj.upper(), word)
+                part_start = True
+                continue
+            kind = _kind(word, self.literals)
+            if conj and part_start:
+                if kind == "M":
+                    subject = word
+                elif subject:
+                    yield Token("M", subject)  # "RSI below 30 or above 70": the subject carries over
+            part_start = False
             yield Token(kind, word)
 
 
-PARSER = lark.Lark(_grammar(), parser="lalr", lexer=WordLexer, strict=True, keep_all_tokens=True)
+PARSER = lark.Lark(_grammar(), parser="lalr", lexer=WordLexer, strict=True, keep_all_tokens=True,
+                   start=["start", "chain", "part"])
 
 
 class NoForm(Exception):
@@ -98,7 +120,7 @@ class NoForm(Exception):
 ROLES = {
     "a", "a2", "b", "number", "pct", "k", "n", "lo", "hi", "cmp", "verb", "updown", "move_word", "adverb", "prep",
     "noun_prep", "span", "noun_span", "unit", "bias", "bias2", "zone_word", "sign_word", "turn", "touch_verb", "new_verb",
-    "breakout_word", "gap_word", "nodir_verb", "nodir_verb_lead", "name_word", "noun", "pair_sep", "pair_with", "level_prep", "lookback",
+    "breakout_word", "gap_word", "nodir_verb", "nodir_verb_lead", "name_word", "noun", "pair_sep", "pair_with", "level_prep", "lookback", "dist_dir", "within_pre", "crossover_dir",
 }
 
 
@@ -124,10 +146,9 @@ def _one(p: dict, key: str) -> str | None:
     return values[0] if values else None
 
 
-def _qualifier(p: dict, allowed: tuple[str, ...], n_cmp: int = 1) -> None:
+def _qualifier(p: dict, allowed: tuple[str, ...]) -> None:
     """A comparison word before a percentage ("at least 5%") must be one of ``allowed``."""
-    cmps = p.get("cmp", [])
-    if len(cmps) == n_cmp and cmps[0] not in allowed:
+    if _one(p, "cmp") not in (None, *allowed):
         raise NoForm
 
 
@@ -159,7 +180,7 @@ def _form(form: str, p: dict) -> dict:
             raise NoForm
         if _one(p, "pair.b"):
             g["b"] = _one(p, "pair.b")
-        direction = _one(p, "updown") or _one(p, "cmp")
+        direction = _one(p, "crossover_dir")
         if form == "crossover_verb":
             verb = _one(p, "verb")
             if verb not in ("cross", "crossing") or (direction == "over" and verb != "cross"):
@@ -188,10 +209,8 @@ def _form(form: str, p: dict) -> dict:
         g["verb"] = _one(p, "nodir_verb") or _one(p, "nodir_verb_lead")
         g["b"] = _one(p, "b") or _one(p, "number")
     elif form == "pct_distance":
-        _qualifier(p, QUALIFIERS, 2)
-        g["dir"] = p["cmp"][-1]
-        if g["dir"] not in DISTANCE_DIRS:
-            raise NoForm
+        _qualifier(p, QUALIFIERS)
+        g["dir"] = _one(p, "dist_dir")
     elif form == "gap":
         _qualifier(p, QUALIFIERS)
         g["dir"] = _one(p, "updown")
@@ -233,110 +252,154 @@ BUILDERS = {
 
 
 @functools.lru_cache(maxsize=4096)
-def _read_form(sentence: str) -> tuple | None:
-    """The form of one clause and its parts, or None when no form accepts it (cached: "A and A and ..." parses A once)."""
+def _parse(text: str, start: str) -> lark.Tree | None:
+    """The parse tree, or None when the grammar does not accept the words (cached: a part said twice parses once)."""
     try:
-        tree = PARSER.parse(sentence)
+        return PARSER.parse(text, start=start)
     except lark.exceptions.UnexpectedInput:
         return None
-    clause = tree.children[0]
-    try:
-        return tuple(_form(clause.data, _parts(clause)).items())
-    except NoForm:
-        return None
 
 
-def read_form(sentence: str) -> dict | None:
-    found = _read_form(sentence)
-    return None if found is None else dict(found)
+def _words(tree: lark.Tree) -> str:
+    return " ".join(t.value for t in tree.scan_values(lambda v: isinstance(v, Token)))
 
 
-def _match(sentence: str, matcher: Matcher) -> Condition | None:
-    g = read_form(sentence)
-    if g is None:
-        return None
-    return BUILDERS[g.pop("form")](matcher, g)
+def _bars(tree: lark.Tree) -> tuple[str, str, str]:
+    """A suffix's count, unit and words ("for 3 days" -> "3", "days", "for 3 days")."""
+    p = _parts(tree)
+    return _one(p, "n"), _one(p, "unit"), _words(tree)
 
 
-# ---------------------------------------------------------------- around one clause
+def _plan(children: list) -> tuple[dict, tuple | None]:
+    """One clause's form and parts, and its "within the last N bars" (count, unit, words) if any; NoForm if none."""
+    clause = children[0]
+    within = next((c for c in children[1:] if isinstance(c, lark.Tree) and c.data == "within"), None)
+    if clause.data == "a":
+        g = {"form": "bare_extreme", "b": _words(clause)}
+    else:
+        p = _parts(clause)
+        if within is not None and _move_over_bars(clause.data, p, within):
+            # "rises over 5% within the last 5 days": the whole clause is a move over 5 bars (as the old
+            # parser read it: the clause as a whole before a suffix)
+            n, unit, _ = _bars(within)
+            g = {"form": "roc_move", "verb": _one(p, "verb"), "pct": _one(p, "level.pct").rstrip("%"), "n": n, "unit": unit}
+            if _one(p, "a"):
+                g["a"] = _one(p, "a")
+            return g, None
+        g = _form(clause.data, p)
+    if within is None:
+        return g, None
+    if "lookback" not in _parts(within):
+        raise NoForm  # "within 5 days" without "the last" is a move over 5 days, not an event in a window
+    return g, _bars(within)
 
-_RUN = r"(?P<n>\d+)\s+(?:consecutive\s+|straight\s+|successive\s+)?(?P<unit>" + lex.UNIT + r")"
-PERSIST_FORMS = (
-    re.compile(r"\s+for\s+(?:at\s+least\s+)?(?:the\s+last\s+)?" + _RUN + r"(?:\s+in\s+(?:a\s+)?row)?$"),
-    re.compile(r"\s+" + _RUN + r"\s+in\s+(?:a\s+)?row$"),
-)
-WITHIN = re.compile(
-    r"\s+(?:at any time |at least once |once )?(?:within|in|during)\s+(?:last|past|previous|prior)\s+(?P<n>\d+)\s+(?P<unit>" + lex.UNIT + r")$"
-)
+
+def _move_over_bars(form: str, p: dict, within: lark.Tree) -> bool:
+    return (form == "cross" and _one(p, "verb") in MOVES and _one(p, "cmp") in QUALIFIERS and "level.pct" in p
+            and "level.k" not in p and "within_pre" not in _parts(within))
+
+
+def _build(plan: tuple[dict, tuple | None], matcher: Matcher) -> Condition:
+    g, within = plan
+    g = dict(g)
+    condition = BUILDERS[g.pop("form")](matcher, g)
+    if within is None:
+        return condition
+    n, unit, words = within
+    _unit_bars(unit, matcher.ctx, words)
+    bars = _window(n, words)
+    if bars < 2:
+        raise RuleError(f"'{words}' needs at least 2 bars")
+    return Within(condition, bars)
+
+
+def _persist(condition: Condition, persist: lark.Tree | None, matcher: Matcher) -> Condition:
+    if persist is None:
+        return condition
+    n, unit, words = _bars(persist)
+    _unit_bars(unit, matcher.ctx, words)
+    bars = _window(n, words)
+    if bars < 2:
+        raise RuleError(f"'{words}' needs at least 2 bars")
+    return Persist(condition, bars)
+
+
+def _suffix(tree: lark.Tree, name: str) -> lark.Tree | None:
+    return next((c for c in tree.children if isinstance(c, lark.Tree) and c.data == name), None)
 
 
 def read(sentence: str, matcher: Matcher) -> Condition:
-    """The whole sentence: "... for 3 days" (persistence) around the clause, or "A and B" / "A or B"."""
-    persist = next((found for form in PERSIST_FORMS if (found := form.search(sentence))), None)
-    if persist:
-        sentence = sentence[: persist.start()].strip()
-    condition = _clause(sentence, matcher)
-    if condition is None:
-        condition = _split(sentence, matcher)
-    if condition is None:
-        raise RuleError("it does not match any supported rule form")
-    if persist:
-        _unit_bars(persist.group("unit"), matcher.ctx, persist.group(0).strip())
-        bars = _window(persist.group("n"), persist.group(0))
-        if bars < 2:
-            raise RuleError(f"'{persist.group(0).strip()}' needs at least 2 bars")
-        condition = Persist(condition, bars)
-    return condition
-
-
-def _clause(sentence: str, matcher: Matcher) -> Condition | None:
-    """One clause; "... within the last 5 bars" (when the clause does not read otherwise) is an event in a window."""
-    found = _match(sentence, matcher)
-    if found is not None:
-        return found
-    within = WITHIN.search(sentence)
-    if within is None:
-        return None
-    part = _match(sentence[: within.start()].strip(), matcher)
-    if part is None:
-        return None
-    _unit_bars(within.group("unit"), matcher.ctx, within.group(0).strip())
-    bars = _window(within.group("n"), within.group(0))
-    if bars < 2:
-        raise RuleError(f"'{within.group(0).strip()}' needs at least 2 bars")
-    return Within(part, bars)
-
-
-def _split(sentence: str, matcher: Matcher) -> Condition | None:
-    """"A and B" / "A or B": every part must be understood on its own."""
+    """The condition of the sentence: as one clause if the grammar reads it so, else as "A and B" / "A or B"."""
+    tree = _parse(sentence, "start")
+    if tree is not None:
+        try:
+            plan = _plan(tree.children)
+        except NoForm:
+            plan = None
+        if plan is not None:
+            return _persist(_build(plan, matcher), _suffix(tree, "persist"), matcher)
     has_and, has_or = " and " in sentence, " or " in sentence
     if has_and and has_or:
         raise RuleError("it mixes 'and' with 'or'; split it into separate rules and set meta.combine")
     if not (has_and or has_or):
-        return None
-    how, word = ("all", " and ") if has_and else ("any", " or ")
-    parts = []
-    subject = ""
-    seen: dict[str, tuple[Condition, list[str]]] = {}  # a part said twice is read once (its warnings repeat)
-    for piece in sentence.split(word):
-        piece = piece.strip()
-        lead = re.match(r"#t\d+", piece)
-        if lead:
-            subject = lead.group(0)
-        elif subject:
-            piece = f"{subject} {piece}"  # "RSI below 30 or above 70": the subject carries over
-        if piece in seen:
-            found, warnings = seen[piece]
+        raise RuleError("it does not match any supported rule form")
+    how, word = ("all", "and") if has_and else ("any", "or")
+    tree = _parse(f"{CHAIN}{word} {sentence}", "chain")
+    parts = [c for c in tree.children if isinstance(c, lark.Tree) and c.data == "part"] if tree is not None else []
+    plans: dict[str, tuple] = {}
+    try:
+        for part in parts:
+            key = _words(part)
+            if key not in plans:
+                plans[key] = _plan(part.children)
+    except NoForm:
+        parts = []
+    if not parts:
+        _first_failing_part(sentence, word, matcher)
+        raise RuleError("it does not match any supported rule form")
+    conditions = []
+    built: dict[str, tuple[Condition, list[str]]] = {}  # a part said twice is built once (its warnings repeat)
+    for part in parts:
+        key = _words(part)
+        if key in built:
+            condition, warnings = built[key]
             matcher.ctx.warnings.extend(warnings)
         else:
             before = len(matcher.ctx.warnings)
-            found = _clause(piece, matcher)
-            if found is None:
-                raise RuleError(f"the part '{_untokenize(piece, matcher.toks)}' (as normalised) is not understood, so the rule is rejected as a whole")
-            seen[piece] = found, matcher.ctx.warnings[before:]
-        parts.append(found)
-    return combine(how, parts)
+            condition = _build(plans[key], matcher)
+            built[key] = condition, matcher.ctx.warnings[before:]
+        conditions.append(condition)
+    return _persist(combine(how, conditions), _suffix(tree, "persist"), matcher)
+
+
+def _first_failing_part(sentence: str, word: str, matcher: Matcher) -> None:
+    """A chain the grammar does not read: the first part (in order, each read on its own) that is not understood,
+    or whose meaning is wrong, raises."""
+    subject = ""
+    pieces = sentence.split(f" {word} ")
+    read_already = set()
+    for i, piece in enumerate(pieces):
+        piece = piece.strip()
+        lead = MENTION_RE.match(piece)
+        if lead:
+            subject = lead.group(0)
+        elif subject:
+            piece = f"{subject} {piece}"
+        if piece in read_already and i < len(pieces) - 1:
+            continue
+        read_already.add(piece)
+        tree = _parse(piece, "part")
+        if tree is None and i == len(pieces) - 1:
+            tree = _parse(piece, "start")  # the last part carries the chain's "for 3 days"
+        try:
+            plan = _plan(tree.children) if tree is not None else None
+        except NoForm:
+            plan = None
+        if plan is None:
+            raise RuleError(f"the part '{_untokenize(piece, matcher.toks)}' (as normalised) is not understood, so the rule is rejected as a whole")
+        _build(plan, matcher)
 
 
 def _untokenize(sentence: str, toks: list[Tok]) -> str:
+    sentence = re.sub(r"\b(at-any-time|at-least-once|for-last|for-past|for-previous|for-prior)\b", lambda m: m.group(1).replace("-", " "), sentence)
     return re.sub(r"#t(\d+)", lambda m: toks[int(m.group(1))].text or "price", sentence)
