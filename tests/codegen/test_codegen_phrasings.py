@@ -294,3 +294,31 @@ def test_a_near_miss_carries_the_structured_condition_it_would_have_meant():
         compiler.analyze(doc, None)
     assert 'resubmit it as meta.conditions: [{"indicator": "rsi", "op": "<", "params": {"window": 14}, "ref": 30}]' in api.value.message
     assert api.value.metadata["structured"] == '{"indicator": "rsi", "op": "<", "params": {"window": 14}, "ref": 30}'
+
+
+def test_the_grammar_takes_its_words_from_the_lexicon():
+    from services.codegen.grammar import lexicon, rules
+
+    literals = {t.pattern.value for t in rules.PARSER.terminals if t.pattern.type == "str"}
+    tables = (lexicon.UP_VERBS, lexicon.DOWN_VERBS, lexicon.NEUTRAL_VERBS, lexicon.STATE_VERBS, lexicon.UP_MOVE,
+              lexicon.DOWN_MOVE, lexicon.UP_NOUN, lexicon.DOWN_NOUN, tuple(lexicon.CMP), lexicon.ABOVE, lexicon.BELOW,
+              lexicon.UNIT_WORDS)
+    missing = {w for table in tables for phrase in table for w in phrase.split() if w not in lexicon.FILLER_WORDS} - literals
+    assert not missing
+
+
+def test_a_synonym_is_one_entry_in_the_lexicon(monkeypatch):
+    from services.codegen.grammar import lexicon, rules
+
+    with pytest.raises(RuleError):
+        parse_rule("Buy when RSI soars above 30", "entry")
+    monkeypatch.setattr(lexicon, "UP_VERBS", lexicon.UP_VERBS + ("soars",))
+    monkeypatch.setattr(rules, "PARSER", rules.build_parser())
+    rules._parse.cache_clear()
+    try:
+        condition, _ = parse_rule("Buy when RSI soars above 30", "entry")
+        assert condition.formula() == cross("RSI(close, 14)", "above", "30")
+        with pytest.raises(RuleError, match="mixes directions"):
+            parse_rule("Buy when RSI soars below 30", "entry")  # an up verb: the semantic check knows it too
+    finally:
+        rules._parse.cache_clear()

@@ -80,7 +80,7 @@ class Parsed:
     position: str | None = None  # "short" when the rule's wording opens or closes a short position
 
 
-def _unit_bars(unit: str | None, ctx: Context, text: str) -> None:
+def unit_bars(unit: str | None, ctx: Context, text: str) -> None:
     """Windows count bars; a unit that contradicts the bar size is ambiguous."""
     if not unit:
         return
@@ -94,14 +94,14 @@ def _unit_bars(unit: str | None, ctx: Context, text: str) -> None:
         raise RuleError(f"'{text}' counts weeks but the bars are daily; count bars (days) instead", fix)
 
 
-def _window(value: str, text: str) -> int:
+def check_window(value: str, text: str) -> int:
     n = int(value)
     if n < 1 or n > 5000:
         raise RuleError(f"'{text}' has a window of {n} bars; windows must be between 1 and 5000")
     return n
 
 
-def _source(raw: str | None) -> tuple[str, bool]:
+def source_of(raw: str | None) -> tuple[str, bool]:
     if not raw:
         return "close", False
     raw = raw.rstrip("s") if raw.endswith(("highs", "lows", "opens")) else raw
@@ -113,7 +113,7 @@ def _source(raw: str | None) -> tuple[str, bool]:
 # ---------------------------------------------------------------- step 3
 
 
-def _series(tok: Tok, other: Tok | None = None) -> Series:
+def series_of(tok: Tok, other: Tok | None = None) -> Series:
     """The series of a token, ``lag`` bars earlier when it has one."""
     base = _base_series(tok)
     return ind.shifted(base, tok.lag) if tok.lag else base
@@ -123,7 +123,7 @@ def _base_series(tok: Tok) -> Series:
     if tok.kind == "custom":
         return tok.params[0]
     if tok.of is not None:
-        return ind.average_of(tok.ma, tok.window, _series(tok.of))
+        return ind.average_of(tok.ma, tok.window, series_of(tok.of))
     if tok.kind == "yh":
         return ind.year_extreme("high")
     if tok.kind == "yl":
@@ -168,7 +168,7 @@ class Matcher:
     def operand(self, tok: Tok, other: Tok | None = None, factor: Decimal = Decimal(1)) -> Operand:
         if tok.kind == "bb_both":
             raise RuleError("say which Bollinger Band: the upper or the lower one")
-        return Operand.of(_series(tok, other), factor)
+        return Operand.of(series_of(tok, other), factor)
 
     def value(self, raw: str, left: Tok) -> Operand:
         """A constant on the right-hand side: a level (RSI 30) or a percentage (ROC 5%)."""
@@ -246,7 +246,7 @@ def _cross_or_breakout(m: Matcher, a: Tok, a_op: Operand, direction: str, b_op: 
     return Cross(a_op, direction, b_op)
 
 
-def _build_cross(m: Matcher, g: dict) -> Condition:
+def build_cross(m: Matcher, g: dict) -> Condition:
     verb, direction = g["verb"], "above" if g["dir"] in ("above", "over", "past") else "below"
     if verb in lex.UP_VERBS and direction == "below":
         raise RuleError(f"'{verb} below' mixes directions; write 'crosses below' or 'falls below'")
@@ -257,18 +257,18 @@ def _build_cross(m: Matcher, g: dict) -> Condition:
     return _cross_or_breakout(m, a, a_op, direction, b_op, b)
 
 
-def _build_no_direction(m: Matcher, g: dict) -> Condition:
+def build_no_direction(m: Matcher, g: dict) -> Condition:
     raise RuleError(f"'{g['verb']}' needs a direction: say 'crosses above' or 'crosses below'")
 
 
-def _build_between(m: Matcher, g: dict) -> Condition:
+def build_between(m: Matcher, g: dict) -> Condition:
     a = m.level_subject(g.get("a"), g["lo"])
     low, high = sorted((m.value(g["lo"], a), m.value(g["hi"], a)), key=lambda v: v.const)
     op = m.operand(a)
     return Combined("all", (Compare(op, ">=", low), Compare(op, "<=", high)))
 
 
-def _build_state(m: Matcher, g: dict) -> Condition:
+def build_state(m: Matcher, g: dict) -> Condition:
     op = lex.CMP[g["cmp"]]
     a, a_op, b_op = m.pair(g.get("a"), g["b"], g.get("k"))
     return Compare(a_op, op, b_op)
@@ -285,11 +285,11 @@ def _pct_side(m: Matcher, g: dict, direction: str) -> Condition:
     return Compare(m.operand(a, bt), ">=", m.operand(bt, a, 1 + p))
 
 
-def _build_pct_distance(m: Matcher, g: dict) -> Condition:
+def build_pct_distance(m: Matcher, g: dict) -> Condition:
     return _pct_side(m, g, "above" if g["dir"] in ("above", "over", "higher than", "greater than") else "below")
 
 
-def _build_within_pct(m: Matcher, g: dict) -> Condition:
+def build_within_pct(m: Matcher, g: dict) -> Condition:
     """ "within 1% of the 52-week high": at most 1% below a high, above a low, or on either side of a line."""
     a, bt = m.tok(g.get("a")), m.tok(g["b"])
     m.check_dims(a, bt)
@@ -304,7 +304,7 @@ def _build_within_pct(m: Matcher, g: dict) -> Condition:
     return Combined("all", (Compare(left, ">=", low), Compare(left, "<=", high)))
 
 
-def _build_gap(m: Matcher, g: dict) -> Condition:
+def build_gap(m: Matcher, g: dict) -> Condition:
     """ "gaps up 2%": the open is at least 2% above the previous close."""
     a = m.tok(g.get("a"))
     if not (a.kind == "field" and a.source == "close" and not a.lag):
@@ -325,23 +325,23 @@ def _move_direction(word: str, prep: str | None) -> str:
     return direction
 
 
-def _build_pct_move_from(m: Matcher, g: dict) -> Condition:
+def build_pct_move_from(m: Matcher, g: dict) -> Condition:
     return _pct_side(m, g, _move_direction(g["verb"], g.get("prep")))
 
 
-def _build_roc_move(m: Matcher, g: dict) -> Condition:
+def build_roc_move(m: Matcher, g: dict) -> Condition:
     a = m.tok(g.get("a"))
     if a.kind != "field":
         raise RuleError(f"a move over N bars applies to a price or the volume, not to {a.text}")
-    _unit_bars(g.get("unit"), m.ctx, f"{g['n']} {g.get('unit') or ''}".strip())
-    n = _window(g["n"], g["n"])
+    unit_bars(g.get("unit"), m.ctx, f"{g['n']} {g.get('unit') or ''}".strip())
+    n = check_window(g["n"], g["n"])
     p = _pct(g["pct"])
     direction = _move_direction(g["verb"], None)
     past = Operand.of(ind.lagged(a.source, n), 1 - p if direction == "below" else 1 + p)
     return Compare(m.operand(a), "<=" if direction == "below" else ">=", past)
 
 
-def _build_multiple(m: Matcher, g: dict) -> Condition:
+def build_multiple(m: Matcher, g: dict) -> Condition:
     a, bt = m.tok(g.get("a")), m.tok(g["b"])
     m.check_dims(a, bt)
     k = Decimal(g["k"])
@@ -350,7 +350,7 @@ def _build_multiple(m: Matcher, g: dict) -> Condition:
     return Compare(m.operand(a, bt), ">=", m.operand(bt, a, k))
 
 
-def _build_crossover(m: Matcher, g: dict) -> Condition:
+def build_crossover(m: Matcher, g: dict) -> Condition:
     bias = g.get("bias") or g.get("bias2")
     dirword = g.get("dir")
     if dirword:
@@ -376,13 +376,13 @@ def _build_crossover(m: Matcher, g: dict) -> Condition:
     raise RuleError(f"a crossover of '{a.text}' needs a second series, such as 'crosses above the signal line'")
 
 
-def _build_named_cross(m: Matcher, g: dict) -> Condition:
+def build_named_cross(m: Matcher, g: dict) -> Condition:
     direction = "above" if g["name"] == "golden" else "below"
     m.ctx.warnings.append(f"'{g['name']} cross' read as the 50-day SMA crossing {direction} the 200-day SMA")
     return Cross(Operand.of(ind.sma(50)), direction, Operand.of(ind.sma(200)))
 
 
-def _build_zone(m: Matcher, g: dict) -> Condition:
+def build_zone(m: Matcher, g: dict) -> Condition:
     a = m.tok(g["a"])
     if a.kind != "rsi":
         raise RuleError(f"'{g['zone']}' is defined for RSI only")
@@ -391,7 +391,7 @@ def _build_zone(m: Matcher, g: dict) -> Condition:
     return Compare(m.operand(a), "<" if level == 30 else ">", Operand.constant(level))
 
 
-def _build_sign(m: Matcher, g: dict) -> Condition:
+def build_sign(m: Matcher, g: dict) -> Condition:
     a = m.tok(g["a"])
     if a.kind not in ("macd_line", "macd_hist", "roc"):
         raise RuleError(f"'{g['sign']}' applies to the MACD line, the MACD histogram or a rate of change, not to {a.text}")
@@ -402,7 +402,7 @@ def _build_sign(m: Matcher, g: dict) -> Condition:
     return Compare(m.operand(a), ">" if up else "<", zero)
 
 
-def _build_touch(m: Matcher, g: dict) -> Condition:
+def build_touch(m: Matcher, g: dict) -> Condition:
     a, b = m.tok(g.get("a")), m.tok(g["b"])
     if a.kind == "field" and a.source in ("low", "high") and not a.lag and b.dimension == PRICE:
         # "the low touches the 50-day MA": the low reaches down to it (the high up to it)
@@ -420,7 +420,7 @@ def _build_touch(m: Matcher, g: dict) -> Condition:
     return Combined("all", (Compare(low, "<=", level), Compare(high, ">=", level)))
 
 
-def _build_outside(m: Matcher, g: dict) -> Condition:
+def build_outside(m: Matcher, g: dict) -> Condition:
     a, b = m.tok(g.get("a")), m.tok(g["b"])
     if not (a.kind == "field" and a.source == "close"):
         raise RuleError("only the close can be outside the Bollinger Bands")
@@ -436,13 +436,13 @@ def _build_outside(m: Matcher, g: dict) -> Condition:
     raise RuleError(f"'outside' applies to Bollinger Bands, not to {b.text}")
 
 
-def _build_new_extreme(m: Matcher, g: dict) -> Condition:
+def build_new_extreme(m: Matcher, g: dict) -> Condition:
     a, b = m.tok(g.get("a")), m.tok(g["b"])
     if b.kind in ("yh", "yl"):
         # the 52-week high includes bar t: a new one is above the previous bar's
         if a.kind != "field":
             raise RuleError("only a price can make a new high or low")
-        return Compare(m.operand(a), ">" if b.kind == "yh" else "<", Operand.of(ind.shifted(_series(b), 1)))
+        return Compare(m.operand(a), ">" if b.kind == "yh" else "<", Operand.of(ind.shifted(series_of(b), 1)))
     if b.kind not in ("hh", "ll"):
         raise RuleError(f"'new {b.text}' needs an N-day high or low")
     if a.kind != "field":
@@ -450,7 +450,7 @@ def _build_new_extreme(m: Matcher, g: dict) -> Condition:
     return Compare(m.operand(a), ">" if b.kind == "hh" else "<", m.operand(b))
 
 
-def _build_breakout_noun(m: Matcher, g: dict) -> Condition:
+def build_breakout_noun(m: Matcher, g: dict) -> Condition:
     b = m.tok(g["b"])
     if b.kind not in ("hh", "ll"):
         raise RuleError(f"a breakout needs an N-day high or low, not {b.text}")

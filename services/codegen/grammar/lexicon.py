@@ -4,8 +4,9 @@ synonyms, units, comparison, crossing and movement words, number words.
 Adding a synonym is one line here (plus a corpus line in
 tests/codegen/test_codegen_phrasings.py). The grammar of the rule forms,
 rules.lark, takes its word classes from these tables (rules.py generates
-its rules such as ``up_verb: "rises" | "rose" | ...`` at load time), and
-mentions.py builds its indicator patterns from the names and units here.
+its rules such as ``verb: "rises" | "rose" | ...`` when it builds the
+parser), and mentions.py builds its indicator patterns from the names and
+units here.
 """
 from __future__ import annotations
 

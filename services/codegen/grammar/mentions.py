@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from services.codegen.grammar import lexicon as lex
 from services.codegen.grammar.errors import RuleError
-from services.codegen.grammar.forms import Context, Tok, _source, _unit_bars, _window
+from services.codegen.grammar.forms import Context, Tok, source_of, unit_bars, check_window
 from services.codegen.grammar.lexicon import MA_NAMES, NUM, UNIT
 
 MA = "(?P<ma>" + "|".join(re.escape(k) for k in MA_NAMES) + ")s?"
@@ -200,9 +200,9 @@ class Tokens:
 
 def _ma_tok(m: re.Match, ctx: Context, n_group: str = "n") -> Tok:
     gd = m.groupdict()
-    _unit_bars(gd.get("unit"), ctx, m.group(0).strip())
-    source, explicit = _source(gd.get("src"))
-    return Tok("ma", _window(gd[n_group], m.group(0)), ma=MA_NAMES[gd["ma"]], source=source, explicit_source=explicit)
+    unit_bars(gd.get("unit"), ctx, m.group(0).strip())
+    source, explicit = source_of(gd.get("src"))
+    return Tok("ma", check_window(gd[n_group], m.group(0)), ma=MA_NAMES[gd["ma"]], source=source, explicit_source=explicit)
 
 
 def _tokenize(t: str, ctx: Context) -> tuple[str, list[Tok]]:
@@ -229,9 +229,9 @@ def _tokenize(t: str, ctx: Context) -> tuple[str, list[Tok]]:
         def make(m: re.Match) -> Tok:
             gd = m.groupdict()
             side = {"top": "upper", "bottom": "lower"}.get(gd[side_group], gd[side_group]) if gd.get(side_group) else None
-            window = _window(gd["bn"], m.group(0)) if gd.get("bn") else (_window(gd["pn"], m.group(0)) if gd.get("pn") else 20)
+            window = check_window(gd["bn"], m.group(0)) if gd.get("bn") else (check_window(gd["pn"], m.group(0)) if gd.get("pn") else 20)
             if gd.get("unit"):
-                _unit_bars(gd["unit"], ctx, m.group(0).strip())
+                unit_bars(gd["unit"], ctx, m.group(0).strip())
             k = Decimal(gd["bk"]) if gd.get("bk") else Decimal(2)
             kind = {"upper": "bb_upper", "lower": "bb_lower", "middle": "ma", None: "bb_both"}[side]
             tok = Tok(kind, window, params=(window, k))
@@ -248,9 +248,9 @@ def _tokenize(t: str, ctx: Context) -> tuple[str, list[Tok]]:
     def rsi(m: re.Match) -> Tok:
         gd = m.groupdict()
         if gd.get("unit"):
-            _unit_bars(gd["unit"], ctx, m.group(0).strip())
+            unit_bars(gd["unit"], ctx, m.group(0).strip())
         raw = gd.get("n") or gd.get("n2") or gd.get("n3")
-        return Tok("rsi", _window(raw, m.group(0)) if raw else 14)
+        return Tok("rsi", check_window(raw, m.group(0)) if raw else 14)
 
     t = toks.sub(
         r"\b(?:(?P<n>\d+)\s*-?\s*(?:(?P<unit>" + UNIT + r")\s*-?\s*)?)?(?:rsi|relative strength index)"
@@ -262,9 +262,9 @@ def _tokenize(t: str, ctx: Context) -> tuple[str, list[Tok]]:
     def atr(m: re.Match) -> Tok:
         gd = m.groupdict()
         if gd.get("unit"):
-            _unit_bars(gd["unit"], ctx, m.group(0).strip())
+            unit_bars(gd["unit"], ctx, m.group(0).strip())
         raw = gd.get("n") or gd.get("n2")
-        return Tok("atr", _window(raw, m.group(0)) if raw else 14)
+        return Tok("atr", check_window(raw, m.group(0)) if raw else 14)
 
     t = toks.sub(
         r"\b(?:(?P<n>\d+)\s*-?\s*(?:(?P<unit>" + UNIT + r")\s*-?\s*)?)?(?:atr|average true range)(?:\s*\(\s*(?P<n2>\d+)\s*\))?",
@@ -275,8 +275,8 @@ def _tokenize(t: str, ctx: Context) -> tuple[str, list[Tok]]:
     def roc(m: re.Match) -> Tok:
         gd = m.groupdict()
         if gd.get("unit"):
-            _unit_bars(gd["unit"], ctx, m.group(0).strip())
-        return Tok("roc", _window(gd.get("n") or gd.get("n2"), m.group(0)))
+            unit_bars(gd["unit"], ctx, m.group(0).strip())
+        return Tok("roc", check_window(gd.get("n") or gd.get("n2"), m.group(0)))
 
     t = toks.sub(
         r"\b(?P<n>\d+)\s*-?\s*(?:(?P<unit>" + UNIT + r")\s*-?\s*)?(?:rate of change|roc|return|price change)\b", t, roc
@@ -289,9 +289,9 @@ def _tokenize(t: str, ctx: Context) -> tuple[str, list[Tok]]:
     # "the 50-day closing high", "the highest close of the past 30 days": extremes of any field.
     def extreme(m: re.Match) -> Tok:
         gd = m.groupdict()
-        _unit_bars(gd.get("unit"), ctx, m.group(0).strip())
+        unit_bars(gd.get("unit"), ctx, m.group(0).strip())
         source = "close" if gd["f"].startswith("clos") else gd["f"]
-        return Tok("hh" if gd["ext"] in ("highest", "high") else "ll", _window(gd["n"], m.group(0)), source=source)
+        return Tok("hh" if gd["ext"] in ("highest", "high") else "ll", check_window(gd["n"], m.group(0)), source=source)
 
     t = toks.sub(r"\b(?P<n>\d+)\s*-?\s*(?P<unit>" + UNIT + r")\s+(?P<f>closing|volume)\s+(?P<ext>high|low)s?\b", t, extreme)
     t = toks.sub(
@@ -302,9 +302,9 @@ def _tokenize(t: str, ctx: Context) -> tuple[str, list[Tok]]:
     # N-bar highs and lows (breakout levels over the previous N bars).
     def channel(m: re.Match) -> Tok:
         gd = m.groupdict()
-        _unit_bars(gd.get("unit"), ctx, m.group(0).strip())
+        unit_bars(gd.get("unit"), ctx, m.group(0).strip())
         high = gd["hl"].startswith("high")
-        return Tok("hh" if high else "ll", _window(gd["n"], m.group(0)), source="high" if high else "low")
+        return Tok("hh" if high else "ll", check_window(gd["n"], m.group(0)), source="high" if high else "low")
 
     t = toks.sub(r"\b(?P<n>\d+)\s*-?\s*(?P<unit>" + UNIT + r")\s+(?:highest\s+)?(?:lowest\s+)?(?P<hl>highs?|lows?)\b", t, channel)
     t = toks.sub(
@@ -314,8 +314,8 @@ def _tokenize(t: str, ctx: Context) -> tuple[str, list[Tok]]:
     # Volume averages.
     def volavg(m: re.Match) -> Tok:
         gd = m.groupdict()
-        _unit_bars(gd.get("unit"), ctx, m.group(0).strip())
-        return Tok("ma", _window(gd["n"], m.group(0)), ma="sma", source="volume")
+        unit_bars(gd.get("unit"), ctx, m.group(0).strip())
+        return Tok("ma", check_window(gd["n"], m.group(0)), ma="sma", source="volume")
 
     avg = r"(?:average|avg|mean|moving average|ma|sma)"
     t = toks.sub(r"\b(?P<n>\d+)\s*-?\s*(?:(?P<unit>" + UNIT + r")\s*-?\s*)?" + avg + r"\s+(?:of\s+)?(?:the\s+)?volume\b", t, volavg)
@@ -326,10 +326,10 @@ def _tokenize(t: str, ctx: Context) -> tuple[str, list[Tok]]:
     # Moving averages: "20/50 MA", "20-day moving average", "MA(20)", "moving average of 20 days", "SMA 20".
     def pair(m: re.Match) -> str:
         gd = m.groupdict()
-        _unit_bars(gd.get("unit"), ctx, m.group(0).strip())
+        unit_bars(gd.get("unit"), ctx, m.group(0).strip())
         kind = MA_NAMES[gd["ma"]]
-        a = toks.add(Tok("ma", _window(gd["n"], m.group(0)), ma=kind, text=m.group(0).strip()))
-        b = toks.add(Tok("ma", _window(gd["n2"], m.group(0)), ma=kind, text=m.group(0).strip()))
+        a = toks.add(Tok("ma", check_window(gd["n"], m.group(0)), ma=kind, text=m.group(0).strip()))
+        b = toks.add(Tok("ma", check_window(gd["n2"], m.group(0)), ma=kind, text=m.group(0).strip()))
         return f"{a} / {b}"
 
     t = re.sub(r"\b(?P<n>\d+)\s*(?:/|and|&)\s*(?P<n2>\d+)(?:\s*-?\s*(?P<unit>" + UNIT + r"))?\s*-?\s*" + MA + r"\b", pair, t)
@@ -364,16 +364,16 @@ def _tokenize(t: str, ctx: Context) -> tuple[str, list[Tok]]:
 
 
 def _lag_field(m: re.Match, ctx: Context) -> Tok:
-    _unit_bars(m.group("unit"), ctx, m.group(0).strip())
+    unit_bars(m.group("unit"), ctx, m.group(0).strip())
     source = "close" if m.group("f").startswith("clos") else m.group("f")
-    return Tok("field", source=source, lag=_window(m.group("n"), m.group(0)))
+    return Tok("field", source=source, lag=check_window(m.group("n"), m.group(0)))
 
 
 def _lags_and_owners(t: str, items: list[Tok], ctx: Context) -> str:
     """ "#t0 3 bars ago" -> #t0 with lag 3; "its #t1" marks #t1 as the other side's own average."""
     def lag(m: re.Match) -> str:
-        _unit_bars(m.group("unit"), ctx, m.group(0).strip())
-        items[int(m.group("k"))].lag = _window(m.group("n"), m.group(0))
+        unit_bars(m.group("unit"), ctx, m.group(0).strip())
+        items[int(m.group("k"))].lag = check_window(m.group("n"), m.group(0))
         return f"#t{m.group('k')}"
 
     t = re.sub(r"#t(?P<k>\d+)\s+(?:of\s+)?(?P<n>\d+)\s+(?P<unit>" + UNIT + r")\s+ago\b", lag, t)
@@ -390,9 +390,9 @@ def _avg_tok(m: re.Match, ctx: Context) -> Tok:
 
 def _ma_tok_from(m: re.Match, ctx: Context) -> Tok:
     gd = m.groupdict()
-    _unit_bars(gd.get("unit"), ctx, m.group(0).strip())
-    source, explicit = _source(gd.get("src"))
-    return Tok("ma", _window(gd["n"], m.group(0)), ma="sma", source=source, explicit_source=explicit)
+    unit_bars(gd.get("unit"), ctx, m.group(0).strip())
+    source, explicit = source_of(gd.get("src"))
+    return Tok("ma", check_window(gd["n"], m.group(0)), ma="sma", source=source, explicit_source=explicit)
 
 
 FILLER = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in lex.FILLER_WORDS) + r")\b")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from services.codegen.grammar import mentions, rules
 from services.codegen.grammar.errors import RuleError
 from services.codegen.grammar.examples import closest_n
-from services.codegen.grammar.forms import Context, Matcher, NeedsSubject, Parsed, Subject, _series
+from services.codegen.grammar.forms import Context, Matcher, NeedsSubject, Parsed, Subject, series_of
 from services.codegen.grammar.ir import Condition, Series
 
 MAX_RULE_CHARS, MAX_RULE_WORDS, MAX_WORD_CHARS = 300, 60, 40
@@ -63,7 +63,7 @@ def parse_rule_in(rule: str, side: str, timeframe: str = "1d", subject: Subject 
     level = ctx.level_subject
     found = None
     if level is not None:
-        series = _series(level)
+        series = series_of(level)
         found = Subject(level, series.label, series.key)
     return Parsed(condition, ctx.warnings, found, ctx.position)
 

@@ -2,7 +2,7 @@
 a condition, with the LALR grammar rules.lark.
 
 The grammar's word classes are generated from lexicon.py when the parser
-is built (WORD_CLASSES); every word of the sentence is one token (a
+is built (word_classes()); every word of the sentence is one token (a
 placeholder ``#tk`` is M, ``30`` NUMBER, ``5%`` PCT, ``2x`` MULT, a word of
 the grammar its own terminal, any other word UNKNOWN, which no form
 accepts). A parse gives the form and its parts (``g``: role -> words); the
@@ -21,7 +21,7 @@ from lark.lexer import Lexer, Token
 from services.codegen.grammar import forms as F
 from services.codegen.grammar import lexicon as lex
 from services.codegen.grammar.errors import RuleError
-from services.codegen.grammar.forms import Matcher, Tok, _unit_bars, _window
+from services.codegen.grammar.forms import Matcher, Tok, unit_bars, check_window
 from services.codegen.grammar.ir import Condition, Persist, Within, combine
 
 
@@ -34,17 +34,22 @@ def _phrases(*tables) -> list[str]:
     return out
 
 
-VERBS = _phrases(lex.UP_VERBS, lex.DOWN_VERBS, lex.NEUTRAL_VERBS)
 MOVES = _phrases(lex.UP_MOVE, lex.DOWN_MOVE)
-# Word classes of rules.lark, from the lexicon: one synonym is one entry in lexicon.py.
-WORD_CLASSES = {
-    "verb": VERBS,
-    "move_word": [m for m in MOVES if m not in VERBS and not (m.split()[0] in VERBS and m.split()[-1] in ("up", "down"))],
-    "noun": _phrases(lex.UP_NOUN, lex.DOWN_NOUN),
-    "state_verb": _phrases(lex.STATE_VERBS),
-    "cmp": _phrases(lex.CMP, lex.ABOVE, lex.BELOW),
-    "unit": _phrases(lex.UNIT_WORDS),
-}
+
+
+def word_classes() -> dict[str, list[str]]:
+    """The word classes of rules.lark, from the lexicon: one synonym is one entry in lexicon.py."""
+    verbs, moves = _phrases(lex.UP_VERBS, lex.DOWN_VERBS, lex.NEUTRAL_VERBS), _phrases(lex.UP_MOVE, lex.DOWN_MOVE)
+    return {
+        "verb": verbs,
+        # "moves up" is verb updown in the grammar
+        "move_word": [m for m in moves if m not in verbs and not (m.split()[0] in verbs and m.split()[-1] in ("up", "down"))],
+        "noun": _phrases(lex.UP_NOUN, lex.DOWN_NOUN),
+        "state_verb": _phrases(lex.STATE_VERBS),
+        "cmp": _phrases(lex.CMP, lex.ABOVE, lex.BELOW),
+        "unit": _phrases(lex.UNIT_WORDS),
+    }
+
 
 QUALIFIERS = ("at least", "more than", "over")  # "at least 5% below", "gaps up more than 2%"
 NOUN_QUALIFIERS = ("at least", "more than")
@@ -54,7 +59,7 @@ CROSS_DIRS = lex.ABOVE + lex.BELOW
 def _grammar() -> str:
     text = pathlib.Path(__file__).with_name("rules.lark").read_text()
     lines = []
-    for name, phrases in WORD_CLASSES.items():
+    for name, phrases in word_classes().items():
         alternatives = " | ".join(" ".join(f'"{w}"' for w in phrase.split()) for phrase in phrases)
         lines.append(f"{name}: {alternatives}")
     return text + "\n" + "\n".join(lines) + "\n"
@@ -109,8 +114,13 @@ class WordLexer(Lexer):
             yield Token(kind, word)
 
 
-PARSER = lark.Lark(_grammar(), parser="lalr", lexer=WordLexer, strict=True, keep_all_tokens=True,
-                   start=["start", "chain", "part"])
+def build_parser() -> lark.Lark:
+    """The LALR parser of rules.lark with the lexicon's words; strict: a conflict is an error, never resolved silently."""
+    return lark.Lark(_grammar(), parser="lalr", lexer=WordLexer, strict=True, keep_all_tokens=True,
+                     start=["start", "chain", "part"])
+
+
+PARSER = build_parser()
 
 
 class NoForm(Exception):
@@ -240,14 +250,14 @@ def _form(form: str, p: dict) -> dict:
 
 
 BUILDERS = {
-    "named_cross": F._build_named_cross, "zone": F._build_zone, "sign": F._build_sign,
-    "crossover": F._build_crossover, "crossover_verb": F._build_crossover, "crossover_of": F._build_crossover,
-    "touch": F._build_touch, "outside": F._build_outside, "new_extreme": F._build_new_extreme,
-    "bare_extreme": F._build_new_extreme, "breakout": F._build_breakout_noun, "breakout_verb": F._build_breakout_noun,
-    "cross": F._build_cross, "no_direction": F._build_no_direction, "pct_distance": F._build_pct_distance,
-    "within_pct": F._build_within_pct, "gap": F._build_gap, "pct_move": F._build_pct_move_from,
-    "pct_noun_move": F._build_pct_move_from, "roc_move": F._build_roc_move, "roc_noun_move": F._build_roc_move,
-    "multiple": F._build_multiple, "state": F._build_state, "between": F._build_between,
+    "named_cross": F.build_named_cross, "zone": F.build_zone, "sign": F.build_sign,
+    "crossover": F.build_crossover, "crossover_verb": F.build_crossover, "crossover_of": F.build_crossover,
+    "touch": F.build_touch, "outside": F.build_outside, "new_extreme": F.build_new_extreme,
+    "bare_extreme": F.build_new_extreme, "breakout": F.build_breakout_noun, "breakout_verb": F.build_breakout_noun,
+    "cross": F.build_cross, "no_direction": F.build_no_direction, "pct_distance": F.build_pct_distance,
+    "within_pct": F.build_within_pct, "gap": F.build_gap, "pct_move": F.build_pct_move_from,
+    "pct_noun_move": F.build_pct_move_from, "roc_move": F.build_roc_move, "roc_noun_move": F.build_roc_move,
+    "multiple": F.build_multiple, "state": F.build_state, "between": F.build_between,
 }
 
 
@@ -306,8 +316,8 @@ def _build(plan: tuple[dict, tuple | None], matcher: Matcher) -> Condition:
     if within is None:
         return condition
     n, unit, words = within
-    _unit_bars(unit, matcher.ctx, words)
-    bars = _window(n, words)
+    unit_bars(unit, matcher.ctx, words)
+    bars = check_window(n, words)
     if bars < 2:
         raise RuleError(f"'{words}' needs at least 2 bars")
     return Within(condition, bars)
@@ -317,8 +327,8 @@ def _persist(condition: Condition, persist: lark.Tree | None, matcher: Matcher) 
     if persist is None:
         return condition
     n, unit, words = _bars(persist)
-    _unit_bars(unit, matcher.ctx, words)
-    bars = _window(n, words)
+    unit_bars(unit, matcher.ctx, words)
+    bars = check_window(n, words)
     if bars < 2:
         raise RuleError(f"'{words}' needs at least 2 bars")
     return Persist(condition, bars)
