@@ -80,14 +80,18 @@ class Parsed:
     position: str | None = None  # "short" when the rule's wording opens or closes a short position
 
 
+CALENDAR_UNIT = re.compile(
+    r"(\d+)\s*-?\s*(?:" + "|".join(sorted(lex.DAILY_UNITS + lex.WEEKLY_UNITS, key=len, reverse=True)) + r")\b", re.IGNORECASE
+)
+
+
 def unit_bars(unit: str | None, ctx: Context, text: str) -> None:
     """Windows count bars; a unit that contradicts the bar size is ambiguous."""
     if not unit:
         return
     unit = unit.lower()
-    daily_unit = unit in ("day", "days", "d", "session", "sessions")
-    weekly_unit = unit in ("week", "weeks", "w")
-    fix = re.sub(r"(\d+)\s*-?\s*(?:days?|d|sessions?|weeks?|w)\b", r"\1-bar", ctx.rule, flags=re.IGNORECASE)
+    daily_unit, weekly_unit = unit in lex.DAILY_UNITS, unit in lex.WEEKLY_UNITS
+    fix = CALENDAR_UNIT.sub(r"\1-bar", ctx.rule)
     if daily_unit and ctx.timeframe == "1w":
         raise RuleError(f"'{text}' counts days but the bars are weekly; count bars (weeks) instead", fix)
     if weekly_unit and ctx.timeframe != "1w":
