@@ -242,6 +242,41 @@ def test_a_10000_character_rule_answers_within_50_ms(text):
     assert best < 0.050, f"{best * 1000:.1f} ms"
 
 
+@pytest.mark.parametrize("sentence", [
+    " and ".join(["#t0 below 30"] * 700)[:10_000].rsplit(" and ", 1)[0],
+    " and ".join([f"#t0 below {30 + i / 100:.2f}" for i in range(1_000)])[:10_000].rsplit(" and ", 1)[0],
+    ("#t0 crosses above #t1 " * 500)[:10_000],
+    " ".join(["above"] * 1_700)[:10_000],
+    "9" * 10_000,
+    ("#t0 " * 2_500)[:10_000],
+    ("#t0 below 30 or " * 700)[:10_000],
+], ids=["588-clause-and", "500-distinct-clause-and", "repeated-clause", "repeated-word", "digits", "placeholders", "or-chain"])
+def test_the_grammar_reads_a_10000_character_sentence_within_50_ms(sentence):
+    """The grammar's own step (LALR, one token per word), without the rule's size budget: linear in the length.
+    Best of three, on a shared 2-core machine (the one timing-bounded test the issue asks for, with the one above)."""
+    import time
+
+    from services.codegen.grammar import rules
+    from services.codegen.grammar.forms import Context, Matcher, Tok
+
+    assert len(sentence) > 9_000
+    best = float("inf")
+    for _ in range(3):
+        matcher = Matcher([Tok("rsi", 14, text="RSI"), Tok("ma", 20, text="20-day SMA")], Context(side="entry"))
+        rules._parse.cache_clear()  # each run parses afresh
+        start = time.perf_counter()
+        try:
+            condition = rules.read(sentence, matcher)
+        except RuleError as exc:
+            condition = exc
+        best = min(best, time.perf_counter() - start)
+    if sentence.startswith(("#t0 below 30 and", "#t0 below 30.00 and")):
+        assert condition.formula().count("RSI(close, 14) < 3") >= 500  # understood, every clause
+    else:
+        assert isinstance(condition, RuleError)
+    assert best < 0.050, f"{best * 1000:.1f} ms"
+
+
 def test_a_near_miss_carries_the_structured_condition_it_would_have_meant():
     from services.codegen import compiler
     from services.codegen.grammar.structured import parse_condition
@@ -259,3 +294,31 @@ def test_a_near_miss_carries_the_structured_condition_it_would_have_meant():
         compiler.analyze(doc, None)
     assert 'resubmit it as meta.conditions: [{"indicator": "rsi", "op": "<", "params": {"window": 14}, "ref": 30}]' in api.value.message
     assert api.value.metadata["structured"] == '{"indicator": "rsi", "op": "<", "params": {"window": 14}, "ref": 30}'
+
+
+def test_the_grammar_takes_its_words_from_the_lexicon():
+    from services.codegen.grammar import lexicon, rules
+
+    literals = {t.pattern.value for t in rules.PARSER.terminals if t.pattern.type == "str"}
+    tables = (lexicon.UP_VERBS, lexicon.DOWN_VERBS, lexicon.NEUTRAL_VERBS, lexicon.STATE_VERBS, lexicon.UP_MOVE,
+              lexicon.DOWN_MOVE, lexicon.UP_NOUN, lexicon.DOWN_NOUN, tuple(lexicon.CMP), lexicon.ABOVE, lexicon.BELOW,
+              lexicon.UNIT_WORDS)
+    missing = {w for table in tables for phrase in table for w in phrase.split() if w not in lexicon.FILLER_WORDS} - literals
+    assert not missing
+
+
+def test_a_synonym_is_one_entry_in_the_lexicon(monkeypatch):
+    from services.codegen.grammar import lexicon, rules
+
+    with pytest.raises(RuleError):
+        parse_rule("Buy when RSI soars above 30", "entry")
+    monkeypatch.setattr(lexicon, "UP_VERBS", lexicon.UP_VERBS + ("soars",))
+    monkeypatch.setattr(rules, "PARSER", rules.build_parser())
+    rules._parse.cache_clear()
+    try:
+        condition, _ = parse_rule("Buy when RSI soars above 30", "entry")
+        assert condition.formula() == cross("RSI(close, 14)", "above", "30")
+        with pytest.raises(RuleError, match="mixes directions"):
+            parse_rule("Buy when RSI soars below 30", "entry")  # an up verb: the semantic check knows it too
+    finally:
+        rules._parse.cache_clear()

@@ -2,15 +2,20 @@
 synonyms, units, comparison, crossing and movement words, number words.
 
 Adding a synonym is one line here (plus a corpus line in
-tests/codegen/test_codegen_phrasings.py); nl.py builds its patterns from
-these tables.
+tests/codegen/test_codegen_phrasings.py). The grammar of the rule forms,
+rules.lark, takes its word classes from these tables (rules.py generates
+its rules such as ``verb: "rises" | "rose" | ...`` when it builds the
+parser), and mentions.py builds its indicator patterns from the names and
+units here.
 """
 from __future__ import annotations
 
 NUM = r"-?\d+(?:\.\d+)?"
 
 # Bars are counted in these units; a unit that contradicts the bar size is rejected.
-UNIT = r"(?:days?|d|periods?|bars?|sessions?|candles?|weeks?|w)"
+UNIT_WORDS = ("days", "day", "d", "periods", "period", "bars", "bar", "sessions", "session", "candles", "candle", "weeks",
+              "week", "w")
+UNIT = "(?:" + "|".join(UNIT_WORDS) + ")"
 DAILY_UNITS = ("day", "days", "d", "session", "sessions")
 WEEKLY_UNITS = ("week", "weeks", "w")
 
@@ -47,18 +52,30 @@ CMP = {
     "at-or-above": ">=", "at least": ">=", "not below": ">=", "above-or-at": ">=",
     "at-or-below": "<=", "at most": "<=", "not above": "<=", "below-or-at": "<=",
 }
-ABOVE = r"above|over|past"
-BELOW = r"below|under|beneath|underneath"
+# Crossing directions: "crosses above", "falls below", "breaks past".
+ABOVE = ("above", "over", "past")
+BELOW = ("below", "under", "beneath", "underneath")
 
 # Verbs: a move up/down past a level is a crossing; a state verb is a comparison on the bar.
-UP_VERBS = r"rises|rose|rise|climbs|climbed|climb|jumps|jumped|jump|pushes|pushed|rallies|rallied|surges|surged|gains|gained|expands|expanded|expand"
-DOWN_VERBS = r"falls|fell|fall|drops|dropped|drop|dips|dipped|dip|sinks|sank|sink|declines|declined|decline|slips|slipped|slides|slid|plunges|plunged|tumbles|tumbled|contracts|contracted|contract"
-NEUTRAL_VERBS = r"crosses|crossed|cross|crossing|breaks|broke|break|breaking|moves|moved|move|goes|went|go|gets|got|passes|passed"
-STATE_VERBS = r"closes|closed|close|trades|trading|stays|remains|holds|sits|settles|ends|finishes|is|prints"
-DOWN_MOVE = r"down|drops|drop|dropped|falls|fall|fell|fallen|dips|dip|dipped|declines|decline|declined|sinks|sink|slides|slid|slips|pulls back|pulled back|retraces|is down|trades down|moves down|loses|lost|plunges|tumbles"
-UP_MOVE = r"up|rises|rise|rose|risen|climbs|climb|climbed|jumps|jump|jumped|gains|gain|gained|is up|trades up|moves up|rallies|rallied|surges|surged|advances|extends|stretches"
-DOWN_NOUN = r"drop|dip|decline|fall|pullback|pull back|retracement|discount|move down|selloff|sell-off|loss"
-UP_NOUN = r"rise|gain|jump|premium|move up|rally|surge|advance"
+UP_VERBS = ("rises", "rose", "rise", "climbs", "climbed", "climb", "jumps", "jumped", "jump", "pushes", "pushed", "rallies",
+            "rallied", "surges", "surged", "gains", "gained", "expands", "expanded", "expand")
+DOWN_VERBS = ("falls", "fell", "fall", "drops", "dropped", "drop", "dips", "dipped", "dip", "sinks", "sank", "sink",
+              "declines", "declined", "decline", "slips", "slipped", "slides", "slid", "plunges", "plunged", "tumbles",
+              "tumbled", "contracts", "contracted", "contract")
+NEUTRAL_VERBS = ("crosses", "crossed", "cross", "crossing", "breaks", "broke", "break", "breaking", "moves", "moved", "move",
+                 "goes", "went", "go", "gets", "got", "passes", "passed")
+STATE_VERBS = ("closes", "closed", "close", "trades", "trading", "stays", "remains", "holds", "sits", "settles", "ends",
+               "finishes", "is", "prints")
+# A move by a percentage: "drops 5% from", "is up 10% in 5 days".
+DOWN_MOVE = ("down", "drops", "drop", "dropped", "falls", "fall", "fell", "fallen", "dips", "dip", "dipped", "declines",
+             "decline", "declined", "sinks", "sink", "slides", "slid", "slips", "pulls back", "pulled back", "retraces",
+             "is down", "trades down", "moves down", "loses", "lost", "plunges", "tumbles")
+UP_MOVE = ("up", "rises", "rise", "rose", "risen", "climbs", "climb", "climbed", "jumps", "jump", "jumped", "gains", "gain",
+           "gained", "is up", "trades up", "moves up", "rallies", "rallied", "surges", "surged", "advances", "extends",
+           "stretches")
+DOWN_NOUN = ("drop", "dip", "decline", "fall", "pullback", "pull back", "retracement", "discount", "move down", "selloff",
+             "sell-off", "loss")
+UP_NOUN = ("rise", "gain", "jump", "premium", "move up", "rally", "surge", "advance")
 
 # "yesterday's high", "the previous close": the field one bar earlier.
 PREVIOUS = r"yesterday's|previous day's|prior day's|previous bar's|prior bar's|previous session's|last bar's|previous|prior"
@@ -69,5 +86,5 @@ YEAR_EXTREME = r"(?:52|fifty-two)[\s-]*weeks?|(?:1|one)[\s-]*years?|12[\s-]*mont
 # Words that carry no meaning in a rule.
 FILLER_WORDS = (
     "the", "a", "an", "its", "their", "it", "is", "are", "was", "has", "have", "been", "currently", "level", "value",
-    "reading", "line", "price's", "bar's", "now",
+    "reading", "line", "price's", "bar's",
 )
