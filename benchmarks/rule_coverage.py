@@ -5,9 +5,12 @@ of ambiguous/external ones rejected with the rule named (prints a table).
 """
 from __future__ import annotations
 
+import pathlib
 import sys
 
-from tests.codegen.heldout_check import evaluate, figures
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/ is not an installed package
+
+from tests.codegen.heldout_check import evaluate, figures  # noqa: E402
 
 
 def main() -> None:
