@@ -439,13 +439,13 @@ class StoreMemoryTool(ContextTool):
 def tools_for(ctx: ExecutionContext, with_proposals: bool = False) -> dict[str, list[BaseTool]]:
     """The tools each agent holds, bound to one execution. With ``with_proposals`` (a language model
     that calls tools natively, never the offline planner) the Code Generator may propose code, and the
-    Strategy Analyzer structured conditions for a rule the grammar does not understand."""
+    Strategy Analyzer structured conditions for a rule the grammar did not understand at submit."""
     generator = [TemplatesTool(ctx=ctx), GenerateCodeTool(ctx=ctx), ValidateCodeTool(ctx=ctx)]
     if with_proposals:
         generator += [ReadCodeTool(ctx=ctx), ProposeCodeTool(ctx=ctx)]
     return {
         "analyzer": [AnalyzeStrategyTool(ctx=ctx), SearchMemoryTool(ctx=ctx), PreferencesTool(ctx=ctx),
-                     *([InterpretRuleTool(ctx=ctx)] if with_proposals else [])],
+                     *([InterpretRuleTool(ctx=ctx)] if with_proposals and ctx.rule_interpretation else [])],
         "generator": generator,
         "executor": [ExecuteCodeTool(ctx=ctx), StoreMemoryTool(ctx=ctx)],
     }
